@@ -1,0 +1,114 @@
+"""A sentence encoder: a Transformer backbone followed by a pooling rule.
+
+Source: the pooling ids P1–P4 of the CN-STS tables in "CoSENT(一)", https://kexue.fm/archives/8847
+and "无监督语义相似度哪家强?", https://kexue.fm/archives/8321.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kexue.data.collate import pad_batch
+from kexue.data.tokenization import Tokenizer
+from kexue.errors import ConfigError
+from kexue.models.auto import load_encoder
+from kexue.nn.pooling import POOLING_MODES, pool
+
+ENCODER_CONFIG = "kexue_encoder.json"
+
+
+class SentenceEncoder(nn.Module):
+    """Backbone + pooling, mapping token ids to one vector per sentence.
+
+    Args:
+        backbone: a module whose forward takes ``input_ids``, ``attention_mask``, ``token_type_ids`` and
+            ``output_hidden_states`` and returns an object with ``last_hidden_state`` ``[B, L, H]``,
+            ``hidden_states`` and ``pooler_output`` (kexue's :class:`~kexue.models.Transformer`, or the
+            ``transformers.AutoModel`` wrapper from :func:`kexue.models.auto.load_encoder`).
+        tokenizer: the :class:`~kexue.data.tokenization.Tokenizer` matching the backbone's vocabulary.
+        pooling: one of ``cls``, ``pooler``, ``last-avg``, ``first-last-avg`` (spec §0, P1–P4).
+        max_length: tokens per sentence, special tokens included.
+
+    Raises:
+        ConfigError: unknown pooling mode or non-positive ``max_length``.
+    """
+
+    def __init__(self, backbone: nn.Module, tokenizer: Tokenizer, pooling: str = "last-avg",
+                 max_length: int = 64) -> None:
+        super().__init__()
+        if pooling not in POOLING_MODES:
+            raise ConfigError(f"--pooling: expected one of {', '.join(POOLING_MODES)}, got {pooling!r}")
+        if max_length < 2:
+            raise ConfigError(f"--max-length: expected an integer >= 2, got {max_length}")
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.max_length = max_length
+
+    @property
+    def hidden_size(self) -> int:
+        """Width ``H`` of the sentence vectors."""
+        return int(self.backbone.config.hidden_size)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, pooling: str | None = None,
+                        max_length: int | None = None) -> "SentenceEncoder":
+        """Load backbone and tokenizer from a checkpoint folder (or the alias ``minilm``).
+
+        A folder written by :meth:`save_pretrained` remembers its pooling and max length; explicit
+        arguments override them. Defaults otherwise: ``last-avg``, 64.
+        """
+        backbone, _kind = load_encoder(name_or_path)
+        tokenizer = Tokenizer.from_pretrained(name_or_path)
+        saved: dict = {}
+        path = Path(str(name_or_path))
+        if (path / ENCODER_CONFIG).is_file():
+            saved = json.loads((path / ENCODER_CONFIG).read_text(encoding="utf-8"))
+        return cls(backbone, tokenizer, pooling or saved.get("pooling", "last-avg"),
+                   max_length or saved.get("max_length", 64))
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write backbone (Hugging Face layout), tokenizer and the pooling config into ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        (path / ENCODER_CONFIG).write_text(
+            json.dumps({"pooling": self.pooling, "max_length": self.max_length}, indent=2), encoding="utf-8")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Sentence vectors ``[B, H]`` (float, not normalized) from ids ``[B, L]`` and mask ``[B, L]``."""
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            output_hidden_states=self.pooling == "first-last-avg")
+        return pool(out, attention_mask, self.pooling)
+
+    def tokenize(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
+        """Token ids of each text (no padding), truncated to ``max_length``."""
+        enc = self.tokenizer(list(texts), max_length=self.max_length, truncation=True)
+        return [{k: enc[k][i] for k in ("input_ids", "token_type_ids", "attention_mask")} for i in range(len(texts))]
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 64, normalize: bool = False) -> np.ndarray:
+        """Encode texts to a float32 array ``[N, H]``, batching by length for speed (order is kept)."""
+        was_training = self.training
+        self.eval()
+        features = self.tokenize(texts)
+        order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+        device = next(self.parameters()).device
+        out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = pad_batch([features[i] for i in idx], pad_token_id=self.tokenizer.pad_token_id)
+            vecs = self(**{k: v.to(device) for k, v in batch.items()}).float()
+            if normalize:
+                vecs = torch.nn.functional.normalize(vecs, dim=-1)
+            out[idx] = vecs.cpu().numpy()
+        self.train(was_training)
+        return out
