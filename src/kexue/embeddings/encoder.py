@@ -87,7 +87,15 @@ class SentenceEncoder(nn.Module):
         """Sentence vectors ``[B, H]`` (float, not normalized) from ids ``[B, L]`` and mask ``[B, L]``."""
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                             output_hidden_states=self.pooling == "first-last-avg")
-        return pool(out, attention_mask, self.pooling)
+        return pool(out, attention_mask, self.pooling, pooler_dense=self._pooler_dense())
+
+    def _pooler_dense(self) -> nn.Module | None:
+        """The pretrained pooler's Dense for ``pooler`` pooling: P2 is Dense without tanh (spec §0)."""
+        if self.pooling != "pooler":
+            return None
+        backbone = getattr(self.backbone, "model", self.backbone)  # HFEncoder wraps a transformers model
+        pooler = getattr(backbone, "pooler", None)
+        return getattr(pooler, "dense", None)
 
     def tokenize(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
         """Token ids of each text (no padding), truncated to ``max_length``."""

@@ -23,7 +23,7 @@ from torch import nn
 from kexue.data.bucketing import LengthBucketBatchSampler
 from kexue.data.collate import pad_batch
 from kexue.data.records import SentencePair
-from kexue.data.registry import DATASETS, load_pairs, resolve_dataset
+from kexue.data.registry import DATASETS, canonical_split, load_pairs, resolve_dataset
 from kexue.data.tokenization import Tokenizer
 from kexue.embeddings import SentenceEncoder
 from kexue.errors import ConfigError
@@ -158,11 +158,16 @@ def load_splits(data: str, *, with_train: bool, train_limit: int | None = None,
     """Read the splits of ``data``; a split that is missing or unlabelled here is ``None`` (never silently
     used: the report says it was not evaluated)."""
     def get(split: str) -> list[SentencePair] | None:
-        try:
-            resolved = resolve_dataset(data, split)
-        except ConfigError:
-            return None
-        if not resolved.labelled:
+        if data in DATASETS:
+            if canonical_split(split) not in DATASETS[data].splits:
+                return None
+            resolved = resolve_dataset(data, split)  # a missing folder or file is an error, not "no split"
+        else:
+            try:
+                resolved = resolve_dataset(data, split)
+            except ConfigError:  # a user folder without this split
+                return None
+        if resolved.labelled is False:
             return None
         pairs = load_pairs(data, split)
         if not pairs or any(p.label is None for p in pairs):
@@ -295,7 +300,9 @@ def evaluate_all(encoder: SentenceEncoder, splits: Splits, cfg: STSConfig, log: 
                                  where=f"{splits.name} {split}")
         threshold = metrics.get("threshold", threshold) if split == "dev" else threshold
         out[split] = metrics
-    log(f"{splits.name} {title}: " + "; ".join(f"{split} " + format_metrics(m) for split, m in out.items()))
+    missing = [split for split in ("dev", "test") if split not in out]
+    log(f"{splits.name} {title}: " + "; ".join(f"{split} " + format_metrics(m) for split, m in out.items())
+        + (f" ({', '.join(missing)}: no labelled split here, not evaluated)" if missing else ""))
     return out
 
 
