@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -243,7 +244,8 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     """Fine-tune on ``cfg.data``'s train split, keep the best dev Spearman, report dev/test before and after.
 
     Returns:
-        ``{"before": {...}, "after": {...}, "extra": {...}, "best_dir": str}``; also written to
+        ``{"before": {...}, "after": {...}, "extra": {...}, "best_dir": str, "train_seconds": float (training
+        wall time without the dev evaluations), "optimizer_steps": int}``; also written to
         ``<output_dir>/results.json``.
 
     Raises:
@@ -268,13 +270,20 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
         sampler.set_epoch(epoch)
         return [b.tolist() for b in sampler.global_batches()]
 
+    eval_seconds = [0.0]
+
     def evaluate(m: nn.Module) -> dict[str, float]:
-        return evaluate_split(m.encoder, splits.dev, batch_size=cfg.eval_batch_size, where=f"{cfg.data} dev")
+        start = time.perf_counter()
+        metrics = evaluate_split(m.encoder, splits.dev, batch_size=cfg.eval_batch_size, where=f"{cfg.data} dev")
+        eval_seconds[0] += time.perf_counter() - start
+        return metrics
 
     trainer = Trainer(model, trainer_cfg, features, compute_loss=make_loss(cfg, float(train_labels.max())),
                       collate_fn=make_collate(encoder.tokenizer.pad_token_id), evaluate=evaluate,
                       batch_sampler=batches, run_config={"task": "sts", "sts": _jsonable(asdict(cfg))})
+    start = time.perf_counter()
     trainer.fit()
+    train_seconds = time.perf_counter() - start - eval_seconds[0]
     best_dir = Path(trainer_cfg.output_dir) / "best"
     best = SentenceEncoder.from_pretrained(best_dir) if (best_dir / "config.json").is_file() else encoder
     after = evaluate_all(best, splits, cfg, log, "after training (best dev checkpoint)")
@@ -282,7 +291,8 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
                                 f"transfer to {name}")
              for name in cfg.extra_eval}
     results = {"data": cfg.data, "loss": cfg.loss, "pooling": cfg.pooling, "model": cfg.model,
-               "before": before, "after": after, "extra": extra, "best_dir": str(best_dir)}
+               "before": before, "after": after, "extra": extra, "best_dir": str(best_dir),
+               "train_seconds": train_seconds, "optimizer_steps": trainer.state.global_step}
     (Path(trainer_cfg.output_dir) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results
 
