@@ -1,1 +1,13 @@
-"""kexue.losses."""
+"""Losses from the articles: CoSENT, the Sentence-BERT baselines, multi-label categorical cross-entropy."""
+
+from kexue.losses.cosent import CoSENTLoss, cosent_loss, cosent_loss_from_embeddings
+from kexue.losses.multilabel import (
+    MultilabelCategoricalCrossentropy,
+    multilabel_categorical_crossentropy,
+    sparse_multilabel_categorical_crossentropy,
+)
+from kexue.losses.sbert import CosineMSELoss, SoftmaxLoss, cosine_mse_loss
+
+__all__ = ["CoSENTLoss", "CosineMSELoss", "MultilabelCategoricalCrossentropy", "SoftmaxLoss", "cosent_loss",
+           "cosent_loss_from_embeddings", "cosine_mse_loss", "multilabel_categorical_crossentropy",
+           "sparse_multilabel_categorical_crossentropy"]

@@ -1,1 +1,10 @@
-"""kexue.models."""
+"""kexue.models: the Transformer backbone, its config and heads, checkpoint reading/writing, aliases."""
+
+from kexue.models.auto import HFEncoder, load_encoder
+from kexue.models.config import TransformerConfig
+from kexue.models.hub import resolve_model_path
+from kexue.models.outputs import TransformerOutput
+from kexue.models.transformer import Transformer
+
+__all__ = ["HFEncoder", "Transformer", "TransformerConfig", "TransformerOutput", "load_encoder",
+           "resolve_model_path"]
