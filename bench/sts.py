@@ -51,10 +51,29 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def trainer_config(out: Path, seed: int, args: argparse.Namespace) -> TrainerConfig:
+def trainer_config(out: Path, seed: int, args: argparse.Namespace, precision: str | None = None) -> TrainerConfig:
     return TrainerConfig(output_dir=out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          warmup_ratio=0.1, weight_decay=0.01, max_grad_norm=1.0, seed=seed, progress_bar=False,
-                         precision=args.precision, metric_for_best="spearman")
+                         precision=precision or args.precision, metric_for_best="spearman")
+
+
+def kexue_rows(args: argparse.Namespace, work: Path, loss: str, pooling: str, precision: str) -> str:
+    """Train kexue with ``loss``/``pooling``/``precision`` for every seed; one table row."""
+    dev_scores, test_scores, seconds = [], [], []
+    for seed in args.seeds:
+        cfg = STSConfig(model="minilm", data="stsb_en", loss=loss, pooling=pooling,
+                        max_length=args.max_length, scale=args.scale, train_limit=args.train_limit)
+        res = train_sts(cfg, trainer_config(work / f"{loss}-{pooling}-{precision}-{seed}", seed, args, precision),
+                        log=print)
+        dev_scores.append(res["after"]["dev"]["spearman"])
+        test_scores.append(res["after"]["test"]["spearman"])
+        seconds.append(res["train_seconds"] / args.epochs)
+    name = {"cosent": "kexue CoSENT", "mse": "kexue Sentence-BERT (cosine MSE)",
+            "softmax": "kexue Sentence-BERT (softmax)"}.get(loss, loss)
+    if precision != "fp32":
+        name += f" ({precision})"
+    return (f"| {name} | {pooling} | {mean_std(dev_scores)} | {mean_std(test_scores)} | "
+            f"{statistics.mean(seconds):.0f} |")
 
 
 def sentence_transformers_run(seed: int, args: argparse.Namespace, work: Path) -> tuple[float, float]:
@@ -96,18 +115,11 @@ def part_en(args: argparse.Namespace, work: Path) -> str:
         print(rows[-1], flush=True)
     for loss in args.losses:
         for pooling in args.train_poolings:
-            dev_scores, test_scores, seconds = [], [], []
-            for seed in args.seeds:
-                cfg = STSConfig(model="minilm", data="stsb_en", loss=loss, pooling=pooling,
-                                max_length=args.max_length, scale=args.scale, train_limit=args.train_limit)
-                res = train_sts(cfg, trainer_config(work / f"{loss}-{pooling}-{seed}", seed, args), log=print)
-                dev_scores.append(res["after"]["dev"]["spearman"])
-                test_scores.append(res["after"]["test"]["spearman"])
-                seconds.append(res["train_seconds"] / args.epochs)
-            name = {"cosent": "kexue CoSENT", "mse": "kexue Sentence-BERT (cosine MSE)", "softmax": "kexue Sentence-BERT (softmax)"}.get(loss, loss)
-            rows.append(f"| {name} | {pooling} | {mean_std(dev_scores)} | {mean_std(test_scores)} | "
-                        f"{statistics.mean(seconds):.0f} |")
+            rows.append(kexue_rows(args, work, loss, pooling, args.precision))
             print(rows[-1], flush=True)
+    for precision in args.extra_precisions:
+        rows.append(kexue_rows(args, work, "cosent", args.train_poolings[0], precision))
+        print(rows[-1], flush=True)
     if args.sentence_transformers:
         tests, seconds = [], []
         for seed in args.seeds:
@@ -176,6 +188,8 @@ def main() -> None:
     p.add_argument("--zero-shot-poolings", nargs="+", default=["cls", "pooler", "last-avg", "first-last-avg"])
     p.add_argument("--train-poolings", nargs="+", default=["last-avg", "cls"])
     p.add_argument("--losses", nargs="+", default=["cosent", "mse"])
+    p.add_argument("--extra-precisions", nargs="*", default=["bf16"],
+                   help="Also train CoSENT (first training pooling) in these precisions.")
     p.add_argument("--no-sentence-transformers", dest="sentence_transformers", action="store_false")
     p.add_argument("--zh-losses", nargs="+", default=["cosent", "softmax"])
     p.add_argument("--zh-epochs", type=int, default=3)

@@ -1,1 +1,7 @@
-"""kexue.data."""
+"""Data layer: readers for dataset formats, tokenisation with offsets, collation and length bucketing."""
+
+from kexue.data.collate import PaddingCollator, pad_batch
+from kexue.data.records import SentencePair
+from kexue.data.tokenization import Tokenizer
+
+__all__ = ["PaddingCollator", "SentencePair", "Tokenizer", "pad_batch"]

@@ -42,7 +42,7 @@ class Tokenizer:
         """
         from transformers import AutoTokenizer
 
-        from kexue.models.hub import resolve_model_path
+        from kexue.hub import resolve_model_path
 
         folder = resolve_model_path(path_or_alias)
         try:

@@ -62,7 +62,8 @@ class SentenceEncoder(nn.Module):
         """Load backbone and tokenizer from a checkpoint folder (or the alias ``minilm``).
 
         A folder written by :meth:`save_pretrained` remembers its pooling and max length; explicit
-        arguments override them. Defaults otherwise: ``last-avg``, 64.
+        arguments override them. Defaults otherwise: ``last-avg``, 64. Returned in eval mode (as
+        transformers' ``from_pretrained``); call ``.train()`` before fine-tuning.
         """
         backbone, _kind = load_encoder(name_or_path)
         tokenizer = Tokenizer.from_pretrained(name_or_path)
@@ -70,8 +71,9 @@ class SentenceEncoder(nn.Module):
         path = Path(str(name_or_path))
         if (path / ENCODER_CONFIG).is_file():
             saved = json.loads((path / ENCODER_CONFIG).read_text(encoding="utf-8"))
-        return cls(backbone, tokenizer, pooling or saved.get("pooling", "last-avg"),
-                   max_length or saved.get("max_length", 64))
+        encoder = cls(backbone, tokenizer, pooling or saved.get("pooling", "last-avg"),
+                      max_length or saved.get("max_length", 64))
+        return encoder.eval()
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write backbone (Hugging Face layout), tokenizer and the pooling config into ``path``."""

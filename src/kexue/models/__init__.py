@@ -2,7 +2,7 @@
 
 from kexue.models.auto import HFEncoder, load_encoder
 from kexue.models.config import TransformerConfig
-from kexue.models.hub import resolve_model_path
+from kexue.hub import resolve_model_path
 from kexue.models.outputs import TransformerOutput
 from kexue.models.transformer import Transformer
 

@@ -10,7 +10,7 @@ from torch import nn
 from kexue.errors import ConfigError
 from kexue.models.checkpoint import read_config
 from kexue.models.config import TransformerConfig
-from kexue.models.hub import resolve_model_path
+from kexue.hub import resolve_model_path
 from kexue.models.outputs import TransformerOutput
 from kexue.models.transformer import Transformer
 
@@ -30,6 +30,10 @@ class HFEncoder(nn.Module):
     def get_input_embeddings(self) -> nn.Embedding:
         """The wrapped model's word embeddings."""
         return self.model.get_input_embeddings()
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Save the wrapped model with transformers' own ``save_pretrained`` (its layout, loadable by AutoModel)."""
+        self.model.save_pretrained(str(path))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False,

@@ -254,7 +254,7 @@ def load_pretrained(cls, path_or_alias, *, allow_missing: Iterable[str] = (), al
                     heads: Sequence[str] | None = None, dtype: torch.dtype | None = None,
                     config_overrides: dict[str, Any] | None = None):
     """Implementation of :meth:`kexue.models.Transformer.from_pretrained` (see there)."""
-    from kexue.models.hub import resolve_model_path
+    from kexue.hub import resolve_model_path
 
     folder = resolve_model_path(path_or_alias)
     hf_config = read_config(folder)

@@ -210,7 +210,7 @@ class Transformer(nn.Module):
         with the family's explicit key map (:mod:`kexue.models.checkpoint`) and loads every tensor.
 
         Args:
-            path_or_alias: folder or alias (:func:`kexue.models.hub.resolve_model_path`).
+            path_or_alias: folder or alias (:func:`kexue.hub.resolve_model_path`).
             allow_missing: fnmatch globs (over Hugging Face key names) of keys that may be absent and stay
                 freshly initialised, e.g. ``("cls.*",)`` for a new MLM head.
             allow_unexpected: globs of checkpoint keys that may be ignored.

