@@ -57,14 +57,22 @@ def trainer_config(out: Path, seed: int, args: argparse.Namespace, precision: st
                          precision=precision or args.precision, metric_for_best="spearman")
 
 
-def kexue_rows(args: argparse.Namespace, work: Path, loss: str, pooling: str, precision: str) -> str:
+def kexue_run(args: argparse.Namespace, work: Path, loss: str, pooling: str, precision: str, seed: int,
+              cache: dict) -> dict:
+    """One kexue training run (memoized in ``cache``)."""
+    key = (loss, pooling, precision, seed)
+    if key not in cache:
+        cfg = STSConfig(model="minilm", data="stsb_en", loss=loss, pooling=pooling,
+                        max_length=args.max_length, scale=args.scale, train_limit=args.train_limit, eval_before=False)
+        cache[key] = train_sts(cfg, trainer_config(work / "-".join(map(str, key)), seed, args, precision), log=print)
+    return cache[key]
+
+
+def kexue_rows(args: argparse.Namespace, work: Path, loss: str, pooling: str, precision: str, cache: dict) -> str:
     """Train kexue with ``loss``/``pooling``/``precision`` for every seed; one table row."""
     dev_scores, test_scores, seconds = [], [], []
     for seed in args.seeds:
-        cfg = STSConfig(model="minilm", data="stsb_en", loss=loss, pooling=pooling,
-                        max_length=args.max_length, scale=args.scale, train_limit=args.train_limit)
-        res = train_sts(cfg, trainer_config(work / f"{loss}-{pooling}-{precision}-{seed}", seed, args, precision),
-                        log=print)
+        res = kexue_run(args, work, loss, pooling, precision, seed, cache)
         dev_scores.append(res["after"]["dev"]["spearman"])
         test_scores.append(res["after"]["test"]["spearman"])
         seconds.append(res["train_seconds"] / args.epochs)
@@ -113,19 +121,25 @@ def part_en(args: argparse.Namespace, work: Path) -> str:
         dev, test = evaluate_split(enc, splits.dev), evaluate_split(enc, splits.test)
         rows.append(f"| zero-shot | {pooling} | {dev['spearman']:.2f} | {test['spearman']:.2f} | – |")
         print(rows[-1], flush=True)
+    cache: dict = {}
+    st_tests, st_seconds = [], []
+    if args.sentence_transformers:
+        # Interleave kexue's CoSENT (mean pooling) and sentence-transformers' run seed by seed, so that both
+        # timings see the same machine load.
+        for seed in args.seeds:
+            kexue_run(args, work, "cosent", "last-avg", args.precision, seed, cache)
+            score, sec = sentence_transformers_run(seed, args, work)
+            st_tests.append(score)
+            st_seconds.append(sec / args.epochs)
     for loss in args.losses:
         for pooling in args.train_poolings:
-            rows.append(kexue_rows(args, work, loss, pooling, args.precision))
+            rows.append(kexue_rows(args, work, loss, pooling, args.precision, cache))
             print(rows[-1], flush=True)
     for precision in args.extra_precisions:
-        rows.append(kexue_rows(args, work, "cosent", args.train_poolings[0], precision))
+        rows.append(kexue_rows(args, work, "cosent", args.train_poolings[0], precision, cache))
         print(rows[-1], flush=True)
     if args.sentence_transformers:
-        tests, seconds = [], []
-        for seed in args.seeds:
-            score, sec = sentence_transformers_run(seed, args, work)
-            tests.append(score)
-            seconds.append(sec / args.epochs)
+        tests, seconds = st_tests, st_seconds
         rows.append(f"| sentence-transformers CoSENTLoss | last-avg (mean) | – | {mean_std(tests)} | "
                     f"{statistics.mean(seconds):.0f} |")
         print(rows[-1], flush=True)
@@ -146,7 +160,7 @@ def part_zh(args: argparse.Namespace, work: Path) -> str:
             for seed in args.seeds:
                 cfg = STSConfig(model="scratch", data=data, loss=loss, pooling="last-avg",
                                 max_length=args.max_length, scale=args.scale, extra_eval=extra,
-                                train_limit=args.zh_train_limit)
+                                train_limit=args.zh_train_limit, eval_before=False)
                 tcfg = trainer_config(work / f"zh-{data}-{loss}-{seed}", seed, args)
                 tcfg.learning_rate = args.zh_lr
                 tcfg.epochs = args.zh_epochs

@@ -64,6 +64,7 @@ class STSConfig:
         train_limit / eval_limit: use only the first N pairs of train / of each evaluated split (quick runs).
         extra_eval: other datasets whose dev/test splits are evaluated after training (e.g. afqmc -> atec, bq ...).
         eval_batch_size: sentences per forward pass when encoding for evaluation.
+        eval_before: also evaluate dev/test before training (the zero-shot numbers).
     """
 
     model: str = "minilm"
@@ -76,6 +77,7 @@ class STSConfig:
     eval_limit: int | None = None
     extra_eval: tuple[str, ...] = ()
     eval_batch_size: int = 128
+    eval_before: bool = True
     scratch: ScratchModel = field(default_factory=ScratchModel)
 
     def __post_init__(self) -> None:
@@ -258,7 +260,7 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     texts = [t for p in splits.train for t in (p.text_a, p.text_b)]
     encoder = build_encoder(cfg, texts)
     trainer_cfg.metric_for_best = trainer_cfg.metric_for_best or "spearman"
-    before = evaluate_all(encoder, splits, cfg, log, "before training")
+    before = evaluate_all(encoder, splits, cfg, log, "before training") if cfg.eval_before else {}
 
     model = PairModel(encoder, make_head(cfg, encoder, train_labels))
     features = make_features(encoder, splits.train)
