@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,12 +25,9 @@ from kexue.data.bucketing import LengthBucketBatchSampler
 from kexue.data.collate import pad_batch
 from kexue.data.readers.classification import (CLASSIFICATION_DATASETS, TextExample, labels_of, load_classification,
                                                resolve_classification)
-from kexue.data.tokenization import Tokenizer
 from kexue.errors import ConfigError
-from kexue.models import Transformer, TransformerConfig
-from kexue.models.auto import load_encoder
 from kexue.tasks.classification_model import SequenceClassifier, load_classifier, with_lora
-from kexue.tasks.sts import SCRATCH, ScratchModel
+from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import EMAHook, Hook, Trainer, TrainerConfig, no_decay_parameter_names
 from kexue.train.technique_hooks import (OPTIMIZERS, ChildTuningDHook, FGMHook, GradientPenaltyHook,
                                          build_optimizer_factory)
@@ -45,7 +41,7 @@ class ClassifyConfig:
 
     Args:
         model: ``minilm``, a checkpoint folder, or ``scratch`` (a small BERT with a character vocabulary built from
-            the training texts, :class:`kexue.tasks.sts.ScratchModel`).
+            the training texts, :class:`kexue.tasks.common.ScratchModel`).
         data: a registered dataset (``sst2``, ``sentiment_zh``, ``afqmc``) or a path.
         pooling: ``cls`` or ``mean``. max_length: tokens per example. dropout: before the head.
         train_limit / eval_limit: use only the first N examples of train / of each evaluated split.
@@ -151,18 +147,8 @@ def load_split(cfg: ClassifyConfig, split: str, limit: int | None) -> list[TextE
 def build_model(cfg: ClassifyConfig, train: Sequence[TextExample], num_labels: int) -> SequenceClassifier:
     """The classifier of ``cfg`` (pretrained or scratch backbone, LoRA or Ladder Side-Tuning applied)."""
     pair = train[0].text_pair is not None
-    if cfg.model == SCRATCH:
-        s = cfg.scratch
-        texts = [t for e in train for t in (e.text, e.text_pair) if t is not None]
-        tokenizer = Tokenizer.train_new(texts, kind="char", vocab_size=s.vocab_size)
-        backbone = Transformer(TransformerConfig(
-            family="bert", vocab_size=tokenizer.vocab_size, hidden_size=s.hidden_size,
-            num_hidden_layers=s.num_hidden_layers, num_attention_heads=s.num_attention_heads,
-            intermediate_size=s.intermediate_size, max_position_embeddings=max(512, cfg.max_length),
-            pad_token_id=tokenizer.pad_token_id))
-    else:
-        backbone, _ = load_encoder(cfg.model)
-        tokenizer = Tokenizer.from_pretrained(cfg.model)
+    texts = [t for e in train for t in (e.text, e.text_pair) if t is not None] if cfg.model == SCRATCH else []
+    backbone, tokenizer = build_backbone(cfg.model, texts, cfg.scratch, cfg.max_length)
     ladder = {"side_hidden": cfg.side_hidden, "side_layers": cfg.side_layers} if cfg.ladder_side else None
     model = SequenceClassifier(backbone, num_labels, tokenizer, cfg.pooling, cfg.dropout, cfg.max_length, pair,
                                ladder)
@@ -274,7 +260,7 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
                       collate_fn=lambda exs: pad_batch(exs, pad_token_id=pad_id),
                       evaluate=lambda m: {"accuracy": accuracy(m, dev_features, cfg.eval_batch_size)},
                       batch_sampler=batches, optimizer_factory=factory, hooks=[*hooks, *extra_hooks],
-                      run_config={"task": "classify", "classify": _jsonable(asdict(cfg)), "techniques": record})
+                      run_config={"task": "classify", "classify": jsonable(asdict(cfg)), "techniques": record})
     fit = trainer.fit()
     best_dir = Path(trainer_cfg.output_dir) / "best"
     best = load_classifier(best_dir)
@@ -283,7 +269,7 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
         after["test"] = {"accuracy": accuracy(best, make_features(best, test), cfg.eval_batch_size)}
     log(f"{cfg.data} after training (best dev checkpoint): "
         + "; ".join(f"{split} accuracy {m['accuracy']:.2f}" for split, m in after.items()))
-    results = {"data": cfg.data, "model": cfg.model, "techniques": record, "fit": _jsonable(fit), "after": after,
+    results = {"data": cfg.data, "model": cfg.model, "techniques": record, "fit": jsonable(fit), "after": after,
                "best_dir": str(best_dir)}
     (Path(trainer_cfg.output_dir) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results
@@ -317,12 +303,3 @@ def predict_classify(model_dir: str | Path, lines: Sequence[str], batch_size: in
     probs = predict_logits(model, make_features(model, examples), batch_size).softmax(-1)
     return [{"label": int(p.argmax()), "probs": [round(float(x), 6) for x in p]} for p in probs]
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -10,7 +10,6 @@ https://kexue.fm/archives/8860).
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,29 +24,15 @@ from kexue.data.bucketing import LengthBucketBatchSampler
 from kexue.data.collate import pad_batch
 from kexue.data.records import SentencePair
 from kexue.data.registry import DATASETS, canonical_split, load_pairs, resolve_dataset
-from kexue.data.tokenization import Tokenizer
 from kexue.embeddings import SentenceEncoder
 from kexue.errors import ConfigError
 from kexue.losses.cosent import cosent_loss
 from kexue.losses.sbert import SoftmaxLoss, cosine_mse_loss
 from kexue.metrics.sts import evaluate_pairs
-from kexue.models import Transformer, TransformerConfig
+from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
 
 LOSSES = ("cosent", "softmax", "mse")
-SCRATCH = "scratch"
-
-
-@dataclass
-class ScratchModel:
-    """Size of a BERT trained from scratch (``--model scratch``): a character vocabulary built from the
-    training texts and a randomly initialised encoder. For data whose language has no checkpoint here."""
-
-    hidden_size: int = 256
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    intermediate_size: int = 1024
-    vocab_size: int = 8000
 
 
 @dataclass
@@ -188,15 +173,8 @@ def build_encoder(cfg: STSConfig, train_texts: Sequence[str]) -> SentenceEncoder
     """Load the encoder named by ``cfg.model``, or build a from-scratch one on ``train_texts``."""
     if cfg.model != SCRATCH:
         return SentenceEncoder.from_pretrained(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length)
-    if not train_texts:
-        raise ConfigError("--model scratch: needs training texts to build its vocabulary")
-    s = cfg.scratch
-    tokenizer = Tokenizer.train_new(train_texts, kind="char", vocab_size=s.vocab_size)
-    config = TransformerConfig(family="bert", vocab_size=tokenizer.vocab_size, hidden_size=s.hidden_size,
-                               num_hidden_layers=s.num_hidden_layers, num_attention_heads=s.num_attention_heads,
-                               intermediate_size=s.intermediate_size, max_position_embeddings=max(512, cfg.max_length),
-                               pad_token_id=tokenizer.pad_token_id)
-    return SentenceEncoder(Transformer(config), tokenizer, pooling=cfg.pooling, max_length=cfg.max_length)
+    backbone, tokenizer = build_backbone(cfg.model, train_texts, cfg.scratch, cfg.max_length)
+    return SentenceEncoder(backbone, tokenizer, pooling=cfg.pooling, max_length=cfg.max_length)
 
 
 def make_features(encoder: SentenceEncoder, pairs: Sequence[SentencePair]) -> list[dict[str, Any]]:
@@ -282,7 +260,7 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
 
     trainer = Trainer(model, trainer_cfg, features, compute_loss=make_loss(cfg, float(train_labels.max())),
                       collate_fn=make_collate(encoder.tokenizer.pad_token_id), evaluate=evaluate,
-                      batch_sampler=batches, run_config={"task": "sts", "sts": _jsonable(asdict(cfg))})
+                      batch_sampler=batches, run_config={"task": "sts", "sts": jsonable(asdict(cfg))})
     start = time.perf_counter()
     trainer.fit()
     train_seconds = time.perf_counter() - start - eval_seconds[0]
@@ -339,12 +317,3 @@ def known_datasets() -> list[str]:
     """Registered sentence-pair dataset names."""
     return [name for name, info in DATASETS.items() if info.task == "pairs"]
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
