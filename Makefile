@@ -20,15 +20,24 @@ $(BIN)/.kexue-installed: pyproject.toml
 
 install: $(BIN)/.kexue-installed
 
+DEMO_RUN := runs/demo-sts-cosent
+
+# The demo starts afresh each time (a kept run folder would need --resume).
 demo: install
-	$(BIN)/kexue train sts --model minilm --data stsb_en --loss cosent --epochs 1 --output runs/demo-sts-cosent
+	rm -rf $(DEMO_RUN)
+	$(BIN)/kexue train sts --model minilm --data stsb_en --loss cosent --pooling last-avg --epochs 1 \
+		--output $(DEMO_RUN)
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 bench: install
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/encoder_speed.py
-	$(BIN)/python bench/sts.py
+	$(BIN)/python bench/sts.py --part en
+	$(BIN)/python bench/sts.py --part zh
+	$(BIN)/python bench/training.py
+	$(BIN)/python bench/extraction.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
