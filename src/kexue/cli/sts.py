@@ -44,7 +44,8 @@ def train_sts_command(
                             eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,
                             metric_for_best="spearman")
     results = train_sts(cfg, tcfg, log=typer.echo)
-    typer.echo(f"best model: {results['best_dir']}  (results: {output / 'results.json'})")
+    if results:  # empty on the non-zero ranks of a torchrun launch
+        typer.echo(f"best model: {results['best_dir']}  (results: {output / 'results.json'})")
 
 
 @eval_app.command("sts")

@@ -31,6 +31,7 @@ from kexue.losses.sbert import SoftmaxLoss, cosine_mse_loss
 from kexue.metrics.sts import evaluate_pairs
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
+from kexue.train.distributed import is_main_process
 
 LOSSES = ("cosent", "softmax", "mse")
 
@@ -224,6 +225,7 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     """Fine-tune on ``cfg.data``'s train split, keep the best dev Spearman, report dev/test before and after.
 
     Returns:
+        (on rank 0; ``{}`` on the other ranks of a torchrun launch)
         ``{"before": {...}, "after": {...}, "extra": {...}, "best_dir": str, "train_seconds": float (training
         wall time without the dev evaluations), "optimizer_steps": int}``; also written to
         ``<output_dir>/results.json``.
@@ -238,8 +240,6 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     texts = [t for p in splits.train for t in (p.text_a, p.text_b)]
     encoder = build_encoder(cfg, texts)
     trainer_cfg.metric_for_best = trainer_cfg.metric_for_best or "spearman"
-    before = evaluate_all(encoder, splits, cfg, log, "before training") if cfg.eval_before else {}
-
     model = PairModel(encoder, make_head(cfg, encoder, train_labels))
     features = make_features(encoder, splits.train)
     lengths = [max(len(f["a"]["input_ids"]), len(f["b"]["input_ids"])) for f in features]
@@ -261,9 +261,13 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     trainer = Trainer(model, trainer_cfg, features, compute_loss=make_loss(cfg, float(train_labels.max())),
                       collate_fn=make_collate(encoder.tokenizer.pad_token_id), evaluate=evaluate,
                       batch_sampler=batches, run_config={"task": "sts", "sts": jsonable(asdict(cfg))})
+    main = is_main_process()  # under torchrun only rank 0 evaluates and writes results
+    before = evaluate_all(encoder, splits, cfg, log, "before training") if cfg.eval_before and main else {}
     start = time.perf_counter()
     trainer.fit()
     train_seconds = time.perf_counter() - start - eval_seconds[0]
+    if not main:
+        return {}
     best_dir = Path(trainer_cfg.output_dir) / "best"
     best = SentenceEncoder.from_pretrained(best_dir) if (best_dir / "config.json").is_file() else encoder
     after = evaluate_all(best, splits, cfg, log, "after training (best dev checkpoint)")
