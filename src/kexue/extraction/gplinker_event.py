@@ -140,7 +140,7 @@ def decode_events(argu_logits: Tensor, head_logits: Tensor, tail_logits: Tensor,
     out = []
     for b in range(argu_logits.shape[0]):
         mine = rows[rows[:, 0] == b][:, 1:]
-        lab, h, t = mine[:, 0], mine[:, 1], mine[:, 2]
+        h, t = mine[:, 1], mine[:, 2]
         hl = head_logits[b, 0][torch.minimum(h[:, None], h[None]), torch.maximum(h[:, None], h[None])]
         tl = tail_logits[b, 0][torch.minimum(t[:, None], t[None]), torch.maximum(t[:, None], t[None])]
         linked = (hl > threshold) & (tl > threshold)

@@ -20,8 +20,8 @@ from kexue.extraction.gplinker_event import (GPLinkerEvent, decode_events, encod
                                              example_events, gold_event_arguments)
 from kexue.extraction.gplinker_relation import gplinker_loss
 from kexue.metrics.extraction import event_argument_prf, event_prf
-from kexue.tasks.extraction_common import (Encoded, ExtractionConfig, ExtractionModel, load_extraction_model,
-                                           train_extraction)
+from kexue.tasks.extraction_common import (Encoded, ExtractionConfig, ExtractionModel, keep_top_cells,
+                                           load_extraction_model, train_extraction)
 from kexue.tasks.extraction_data import load_extraction_splits
 from kexue.train import TrainerConfig
 
@@ -36,11 +36,14 @@ class EventTask:
     Args:
         labels: ``(event_type, role)`` pairs, the trigger under :data:`TRIGGER_ROLE` (``EventSchema.labels()``).
         head_size: pointer ``d``. efficient: Efficient GlobalPointer pointers.
+        max_candidates: decoding considers at most this many highest-scoring argument spans per text (all labels
+            together; bounds the clique search, see :func:`kexue.tasks.extraction_common.keep_top_cells`).
     """
 
     labels: tuple[tuple[str, str], ...]
     head_size: int = 64
     efficient: bool = True
+    max_candidates: int = 48
     name: str = "event"
 
     def __post_init__(self) -> None:
@@ -82,7 +85,9 @@ class EventTask:
     def decode(self, head: nn.Module, outputs: tuple[Tensor, ...], batch: dict[str, Tensor],
                items: Sequence[Encoded]) -> list[list[EventArgs]]:
         """Events (with triggers) per item, arguments as text with character starts."""
-        events = decode_events(*outputs, self.labels, TRIGGER_ROLE, 0.0, batch["special_tokens_mask"])
+        argu = keep_top_cells(outputs[0], self.max_candidates, per_head=False)
+        events = decode_events(argu, outputs[1], outputs[2], self.labels, TRIGGER_ROLE, 0.0,
+                               batch["special_tokens_mask"])
         return [event_arguments_as_text(ev, item.text, item.offsets) for ev, item in zip(events, items, strict=True)]
 
     def gold(self, example: EventExample) -> list[EventArgs]:

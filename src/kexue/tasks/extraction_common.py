@@ -16,7 +16,6 @@ https://kexue.fm/archives/8926 (GPLinker); offsets replace bert4keras' ``rematch
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,10 +31,10 @@ from kexue.data.bucketing import LengthBucketBatchSampler
 from kexue.data.collate import pad_batch
 from kexue.data.tokenization import Tokenizer
 from kexue.errors import CheckpointError, ConfigError
-from kexue.models import Transformer, TransformerConfig
+from kexue.models import Transformer
 from kexue.models.auto import load_encoder
 from kexue.tasks.extraction_data import ExtractionSplits
-from kexue.tasks.sts import SCRATCH, ScratchModel
+from kexue.tasks.common import ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
 
 MODEL_CONFIG = "kexue_extraction.json"
@@ -185,23 +184,6 @@ def load_extraction_model(path: str | Path, task_name: str,
     return ExtractionModel(encoder, head, Tokenizer.from_pretrained(folder), task, int(meta["max_length"])).eval()
 
 
-def build_backbone(model: str, train_texts: Sequence[str], scratch: ScratchModel, max_length: int
-                   ) -> tuple[nn.Module, Tokenizer]:
-    """A pretrained encoder and its tokenizer (alias or folder), or for ``"scratch"`` a randomly initialised BERT
-    over a character vocabulary built from ``train_texts``."""
-    if model != SCRATCH:
-        return load_encoder(model)[0], Tokenizer.from_pretrained(model)
-    if not train_texts:
-        raise ConfigError("--model scratch: needs training texts to build its vocabulary")
-    tokenizer = Tokenizer.train_new(train_texts, kind="char", vocab_size=scratch.vocab_size)
-    config = TransformerConfig(family="bert", vocab_size=tokenizer.vocab_size, hidden_size=scratch.hidden_size,
-                               num_hidden_layers=scratch.num_hidden_layers,
-                               num_attention_heads=scratch.num_attention_heads,
-                               intermediate_size=scratch.intermediate_size,
-                               max_position_embeddings=max(512, max_length), pad_token_id=tokenizer.pad_token_id)
-    return Transformer(config), tokenizer
-
-
 def collate(items: Sequence[Encoded], task: ExtractionTask, pad_token_id: int, with_labels: bool
             ) -> dict[str, Tensor]:
     """A padded batch: ``input_ids``/``token_type_ids``/``attention_mask`` ``[B, L]``, ``special_tokens_mask``
@@ -213,6 +195,22 @@ def collate(items: Sequence[Encoded], task: ExtractionTask, pad_token_id: int, w
     if with_labels:
         batch.update(task.collate([it.labels for it in items], batch["input_ids"].shape[1], batch))
     return batch
+
+
+def keep_top_cells(logits: Tensor, k: int, per_head: bool = True) -> Tensor:
+    """Span scores ``[B, heads, L, L]`` with every cell outside the ``k`` highest of each (example, head) — or of
+    each example over all heads when ``per_head=False`` — set to ``torch.finfo(dtype).min``.
+
+    Decoding pairs candidate spans (GPLinker's subject × object test, the clique search over event arguments), so
+    its cost grows with the number of cells above the threshold; a trained model proposes a handful per text, an
+    untrained one about half of all cells. Capping the candidates keeps evaluation early in training bounded and
+    does not change the result while fewer than ``k`` cells pass the threshold.
+    """
+    flat = logits.flatten(2) if per_head else logits.flatten(1)
+    if flat.shape[-1] <= k:
+        return logits
+    kth = flat.topk(k, dim=-1).values[..., -1:]
+    return flat.masked_fill(flat < kth, torch.finfo(logits.dtype).min).view_as(logits)
 
 
 @torch.no_grad()
@@ -250,7 +248,7 @@ class ExtractionConfig:
 
     Args:
         model: ``minilm``, a checkpoint folder, or ``scratch`` (character vocabulary from the training texts,
-            :class:`kexue.tasks.sts.ScratchModel` sizes).
+            :class:`kexue.tasks.common.ScratchModel` sizes).
         data: a registered dataset or a folder (:mod:`kexue.tasks.extraction_data`).
         max_length: tokens per text. head_size: ``d`` of the GlobalPointer heads.
         train_limit / eval_limit: use only the first N examples of train / of dev and test.
@@ -327,7 +325,7 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
                       collate_fn=lambda chunk: collate(chunk, task, tokenizer.pad_token_id, with_labels=True),
                       evaluate=evaluate, batch_sampler=batches, optimizer_factory=optimizer_factory,
                       save_model=lambda m, p: m.save_pretrained(p),
-                      run_config={"task": task.name, task.name: _jsonable({**asdict(cfg), **task.meta()})})
+                      run_config={"task": task.name, task.name: jsonable({**asdict(cfg), **task.meta()})})
     start = time.perf_counter()
     trainer.fit()
     train_seconds = time.perf_counter() - start - eval_seconds[0]
@@ -345,16 +343,6 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
     results.update(train_seconds=train_seconds, seconds_per_epoch=train_seconds / max(epochs, 1e-9),
                    epochs=epochs, optimizer_steps=trainer.state.global_step, best_dir=str(best_dir),
                    **(extra_results or {}))
-    (Path(trainer_cfg.output_dir) / "results.json").write_text(json.dumps(_jsonable(results), indent=2,
+    (Path(trainer_cfg.output_dir) / "results.json").write_text(json.dumps(jsonable(results), indent=2,
                                                                           ensure_ascii=False), encoding="utf-8")
     return results
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -20,8 +20,8 @@ from kexue.data.readers.relation import RelationExample, RelationSchema
 from kexue.extraction.gplinker_relation import (GPLinkerRelation, decode_relations, encode_relations,
                                                 example_quintuples, gplinker_loss)
 from kexue.metrics.extraction import triple_prf
-from kexue.tasks.extraction_common import (Encoded, ExtractionConfig, ExtractionModel, load_extraction_model,
-                                           train_extraction)
+from kexue.tasks.extraction_common import (Encoded, ExtractionConfig, ExtractionModel, keep_top_cells,
+                                           load_extraction_model, train_extraction)
 from kexue.tasks.extraction_data import load_extraction_splits
 from kexue.train import TrainerConfig
 
@@ -36,11 +36,15 @@ class RelationTask:
     Args:
         predicates: relation labels in schema order (head ``p`` of the link pointers).
         head_size: pointer ``d``. efficient: Efficient GlobalPointer pointers (else standard GlobalPointer).
+        max_candidates: decoding considers at most this many highest-scoring cells of each pointer head per text
+            (subject spans, object spans, head–head and tail–tail links of each predicate;
+            :func:`kexue.tasks.extraction_common.keep_top_cells`).
     """
 
     predicates: tuple[str, ...]
     head_size: int = 64
     efficient: bool = True
+    max_candidates: int = 64
     name: str = "relation"
 
     def __post_init__(self) -> None:
@@ -80,7 +84,8 @@ class RelationTask:
     def decode(self, head: nn.Module, outputs: tuple[Tensor, ...], batch: dict[str, Tensor],
                items: Sequence[Encoded]) -> list[set[Triple]]:
         """Triples with character offsets per item."""
-        quints = decode_relations(*outputs, 0.0, batch["special_tokens_mask"])
+        entity, hh, tt = (keep_top_cells(o, self.max_candidates) for o in outputs)
+        quints = decode_relations(entity, hh, tt, 0.0, batch["special_tokens_mask"])
         out = []
         for found, item in zip(quints, items, strict=True):
             off, text = np.asarray(item.offsets), item.text
