@@ -198,6 +198,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--scale", type=float, default=20.0)
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads.")
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--zero-shot-poolings", nargs="+", default=["cls", "pooler", "last-avg", "first-last-avg"])
     p.add_argument("--train-poolings", nargs="+", default=["last-avg", "cls"])
@@ -210,7 +211,7 @@ def main() -> None:
     p.add_argument("--zh-lr", type=float, default=5e-4)
     p.add_argument("--zh-train-limit", type=int, default=None)
     args = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="kexue-bench-sts-") as tmp:
         text = part_en(args, Path(tmp)) if args.part == "en" else part_zh(args, Path(tmp))
     print(text)
