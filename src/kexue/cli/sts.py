@@ -29,6 +29,8 @@ def train_sts_command(
     train_limit: Annotated[Optional[int], typer.Option(help="Use only the first N training pairs.")] = None,
     eval_limit: Annotated[Optional[int], typer.Option(help="Use only the first N pairs of each eval split.")] = None,
     extra_eval: Annotated[Optional[list[str]], typer.Option(help="Also evaluate on these datasets.")] = None,
+    bucketing: Annotated[bool, typer.Option("--bucketing/--no-bucketing",
+                                            help="Batch pairs of similar length (faster).")] = True,
     epochs: O.Epochs = 1, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 32, lr: O.LearningRate = 2e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
@@ -38,7 +40,8 @@ def train_sts_command(
     from kexue.tasks.sts import STSConfig, train_sts
 
     cfg = STSConfig(model=model, data=data, loss=loss, pooling=pooling, max_length=max_length, scale=scale,
-                    train_limit=train_limit, eval_limit=eval_limit, extra_eval=tuple(extra_eval or ()))
+                    train_limit=train_limit, eval_limit=eval_limit, extra_eval=tuple(extra_eval or ()),
+                    length_bucketing=bucketing)
     tcfg = O.trainer_config(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                             eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,

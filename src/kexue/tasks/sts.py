@@ -51,6 +51,8 @@ class STSConfig:
         extra_eval: other datasets whose dev/test splits are evaluated after training (e.g. afqmc -> atec, bq ...).
         eval_batch_size: sentences per forward pass when encoding for evaluation.
         eval_before: also evaluate dev/test before training (the zero-shot numbers).
+        length_bucketing: batch pairs of similar length (less padding, faster); ``False`` = plain shuffled
+            batches. CoSENT only compares pairs inside a batch, so bucketing changes what it sees.
     """
 
     model: str = "minilm"
@@ -64,6 +66,7 @@ class STSConfig:
     extra_eval: tuple[str, ...] = ()
     eval_batch_size: int = 128
     eval_before: bool = True
+    length_bucketing: bool = True
     scratch: ScratchModel = field(default_factory=ScratchModel)
 
     def __post_init__(self) -> None:
@@ -260,7 +263,8 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
 
     trainer = Trainer(model, trainer_cfg, features, compute_loss=make_loss(cfg, float(train_labels.max())),
                       collate_fn=make_collate(encoder.tokenizer.pad_token_id), evaluate=evaluate,
-                      batch_sampler=batches, run_config={"task": "sts", "sts": jsonable(asdict(cfg))})
+                      batch_sampler=batches if cfg.length_bucketing else None,
+                      run_config={"task": "sts", "sts": jsonable(asdict(cfg))})
     main = is_main_process()  # under torchrun only rank 0 evaluates and writes results
     before = evaluate_all(encoder, splits, cfg, log, "before training") if cfg.eval_before and main else {}
     start = time.perf_counter()
