@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import tempfile
 import statistics
 import subprocess
 import sys
@@ -164,7 +165,7 @@ def main() -> None:
     parser.add_argument("--memory-steps", type=int, default=16)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--data", default=os.environ.get("KEXUE_DATA"))
-    parser.add_argument("--work", type=Path, default=Path("/tmp/kexue-bench-training"))
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "kexue-bench-training")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
