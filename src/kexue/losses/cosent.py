@@ -33,7 +33,7 @@ def cosent_loss(cos_sim: torch.Tensor, labels: torch.Tensor, scale: float = DEFA
     """CoSENT loss of one batch of sentence pairs (spec §1).
 
     Computed as ``logsumexp([0, z[mask]])`` with ``z[i, j] = scale * (cos_j - cos_i)`` and
-    ``mask[i, j] = labels_i > labels_j``; pairs outside the mask are set to ``-inf`` (not ``-1e12``, which
+    ``mask[i, j] = labels_i > labels_j``; pairs outside the mask are set to ``-inf`` (not a big finite constant: it
     overflows in fp16). fp16/bf16 inputs are upcast to float32, so they give a finite loss; float32/float64
     inputs keep their dtype.
 

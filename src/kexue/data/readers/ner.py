@@ -10,10 +10,10 @@ Datasets: conll2003 (``bio/*.txt``), people_daily_ner (``example.*``), msra_ner 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from kexue.data.readers.jsonlines import iter_text_records
 from kexue.errors import DataFormatError
 
 
@@ -167,32 +167,21 @@ def read_cluener(path: str | Path, require_labels: bool = True) -> list[NerExamp
     """
     path = Path(path)
     examples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from None
-            text = record.get("text") if isinstance(record, dict) else None
-            if not isinstance(text, str):
-                raise DataFormatError(path, number, "expected an object with a string 'text'")
-            if "label" not in record and require_labels:
-                raise DataFormatError(path, number, "missing 'label' (pass require_labels=False for test files)")
-            entities = []
-            for etype, mentions in (record.get("label") or {}).items():
-                if not isinstance(mentions, dict):
-                    raise DataFormatError(path, number, f"label[{etype!r}] must map entity text to spans")
-                for mention, spans in mentions.items():
-                    for span in spans:
-                        if not (isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) for v in span)):
-                            raise DataFormatError(path, number, f"span {span!r} of {mention!r} is not [start, end]")
-                        start, end = span[0], span[1] + 1
-                        if text[start:end] != mention or start < 0:
-                            raise DataFormatError(path, number, f"span {span!r} gives {text[start:end]!r}, "
-                                                                f"label says {mention!r}")
-                        entities.append(Entity(etype, start, end, mention))
-            entities.sort(key=lambda e: (e.start, e.end, e.type))
-            examples.append(NerExample(text, tuple(entities), line=number, path=str(path)))
+    for number, record, text in iter_text_records(path, "label", require_labels,
+                                                  " (pass require_labels=False for test files)"):
+        entities = []
+        for etype, mentions in (record.get("label") or {}).items():
+            if not isinstance(mentions, dict):
+                raise DataFormatError(path, number, f"label[{etype!r}] must map entity text to spans")
+            for mention, spans in mentions.items():
+                for span in spans:
+                    if not (isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) for v in span)):
+                        raise DataFormatError(path, number, f"span {span!r} of {mention!r} is not [start, end]")
+                    start, end = span[0], span[1] + 1
+                    if text[start:end] != mention or start < 0:
+                        raise DataFormatError(path, number, f"span {span!r} gives {text[start:end]!r}, "
+                                                            f"label says {mention!r}")
+                    entities.append(Entity(etype, start, end, mention))
+        entities.sort(key=lambda e: (e.start, e.end, e.type))
+        examples.append(NerExample(text, tuple(entities), line=number, path=str(path)))
     return examples

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from kexue.data.readers.jsonlines import iter_text_records
 from kexue.errors import DataFormatError
 
 
@@ -119,23 +120,11 @@ def read_relation_data(path: str | Path, schema: RelationSchema | None = None,
     path = Path(path)
     known = set(schema.predicates) if schema is not None else None
     examples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from None
-            text = record.get("text") if isinstance(record, dict) else None
-            if not isinstance(text, str):
-                raise DataFormatError(path, number, "expected an object with a string 'text'")
-            if "spo_list" not in record and require_labels:
-                raise DataFormatError(path, number, "missing 'spo_list'")
-            triples: list[RelationTriple] = []
-            for spo in record.get("spo_list") or []:
-                triples.extend(_triples_of(spo, text, known, path, number))
-            examples.append(RelationExample(text, tuple(dict.fromkeys(triples)), number, str(path)))
+    for number, record, text in iter_text_records(path, "spo_list", require_labels):
+        triples: list[RelationTriple] = []
+        for spo in record.get("spo_list") or []:
+            triples.extend(_triples_of(spo, text, known, path, number))
+        examples.append(RelationExample(text, tuple(dict.fromkeys(triples)), number, str(path)))
     return examples
 
 

@@ -1,0 +1,40 @@
+"""JSON-lines records with a ``text`` field: the common shape of CLUENER, DuIE and CMeIE files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from kexue.errors import DataFormatError
+
+
+def iter_text_records(path: str | Path, label_key: str, require_labels: bool = True,
+                      missing_hint: str = "") -> Iterator[tuple[int, dict, str]]:
+    """Yield ``(line_number, record, text)`` for each non-blank line of a JSON-lines file.
+
+    Args:
+        path: the file (UTF-8, one JSON object per line; blank lines are allowed and skipped).
+        label_key: the key that holds the annotation (``label``, ``spo_list`` ...).
+        require_labels: whether a record without ``label_key`` is an error (False for unlabelled test files).
+        missing_hint: appended to the "missing key" message (e.g. how to read a test file).
+
+    Raises:
+        DataFormatError(path, line, reason): invalid JSON, a record that is not an object with a string
+            ``text``, or a missing ``label_key`` when ``require_labels``.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from None
+            text = record.get("text") if isinstance(record, dict) else None
+            if not isinstance(text, str):
+                raise DataFormatError(path, number, "expected an object with a string 'text'")
+            if label_key not in record and require_labels:
+                raise DataFormatError(path, number, f"missing {label_key!r}{missing_hint}")
+            yield number, record, text
