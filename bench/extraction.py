@@ -31,7 +31,7 @@ from _results import provenance, write_section  # noqa: E402
 from kexue.tasks.event import EventConfig, train_event  # noqa: E402
 from kexue.tasks.ner import NerConfig, train_ner  # noqa: E402
 from kexue.tasks.relation import RelationConfig, train_relation  # noqa: E402
-from kexue.tasks.sts import ScratchModel  # noqa: E402
+from kexue.tasks.common import ScratchModel  # noqa: E402
 from kexue.train import TrainerConfig  # noqa: E402
 
 # name -> (head, crf_lr_multiplier)

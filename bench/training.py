@@ -112,7 +112,7 @@ def quality_worker(dataset: str, technique: str, seed: int, epochs: int, train_l
                    eval_limit: int | None, out: Path) -> dict:
     """One training run; returns dev accuracy, seconds per epoch (training only), peak RSS, parameters."""
     from kexue.tasks.classification import ClassifyConfig, train_classify
-    from kexue.tasks.sts import ScratchModel
+    from kexue.tasks.common import ScratchModel
     from kexue.train import Hook, TrainerConfig
 
     class EpochTimer(Hook):

@@ -34,7 +34,7 @@ PredictBatch = Annotated[int, typer.Option(help="Texts per forward pass.")]
 
 def _common(model: str, data: str, max_length: int, head_size: int, train_limit: int | None,
             eval_limit: int | None, scratch_hidden: int, scratch_layers: int, scratch_heads: int) -> dict[str, Any]:
-    from kexue.tasks.sts import ScratchModel
+    from kexue.tasks.common import ScratchModel
 
     scratch = ScratchModel(hidden_size=scratch_hidden, num_hidden_layers=scratch_layers,
                            num_attention_heads=scratch_heads, intermediate_size=4 * scratch_hidden)
@@ -42,8 +42,11 @@ def _common(model: str, data: str, max_length: int, head_size: int, train_limit:
             "train_limit": train_limit, "eval_limit": eval_limit, "scratch": scratch}
 
 
-def _trainer(output: Path, **kw: Any):
-    return O.trainer_config(output, metric_for_best="f1", **kw)
+def _train(train: Any, cfg: Any, output: Path, **trainer_options: Any) -> None:
+    """Run ``train(cfg, trainer_config)`` with the shared trainer options (best checkpoint by F1) and report."""
+    results = train(cfg, O.trainer_config(output, metric_for_best="f1", **trainer_options), log=typer.echo)
+    if results:  # empty on the non-zero ranks of a torchrun launch
+        typer.echo(f"best model: {results['best_dir']}  (results: {output / 'results.json'})")
 
 
 @train_app.command("ner")
@@ -67,11 +70,9 @@ def train_ner_command(
     cfg = NerConfig(head=head, crf_lr_multiplier=crf_lr_multiplier,
                     **_common(model, data, max_length, head_size, train_limit, eval_limit, scratch_hidden,
                               scratch_layers, scratch_heads))
-    tcfg = _trainer(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
-                    warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-                    eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
-    results = train_ner(cfg, tcfg, log=typer.echo)
-    typer.echo(f"best model: {results['best_dir']}  (results: {output / 'results.json'})")
+    _train(train_ner, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+           warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
 
 
 @train_app.command("relation")
@@ -90,11 +91,9 @@ def train_relation_command(
 
     cfg = RelationConfig(efficient=efficient, **_common(model, data, max_length, head_size, train_limit, eval_limit,
                                                         scratch_hidden, scratch_layers, scratch_heads))
-    tcfg = _trainer(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
-                    warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-                    eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
-    results = train_relation(cfg, tcfg, log=typer.echo)
-    typer.echo(f"best model: {results['best_dir']}  (results: {output / 'results.json'})")
+    _train(train_relation, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+           warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
 
 
 @train_app.command("event")
@@ -113,11 +112,9 @@ def train_event_command(
 
     cfg = EventConfig(efficient=efficient, **_common(model, data, max_length, head_size, train_limit, eval_limit,
                                                      scratch_hidden, scratch_layers, scratch_heads))
-    tcfg = _trainer(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
-                    warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-                    eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
-    results = train_event(cfg, tcfg, log=typer.echo)
-    typer.echo(f"best model: {results['best_dir']}  (results: {output / 'results.json'})")
+    _train(train_event, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+           warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
 
 
 def read_lines(path: Path | None) -> list[str]:

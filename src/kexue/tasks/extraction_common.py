@@ -36,6 +36,7 @@ from kexue.models.auto import load_encoder
 from kexue.tasks.extraction_data import ExtractionSplits
 from kexue.tasks.common import ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
+from kexue.train.distributed import unwrap_model
 
 MODEL_CONFIG = "kexue_extraction.json"
 HEAD_WEIGHTS = "extraction_head.safetensors"
@@ -309,7 +310,7 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
         return [b.tolist() for b in sampler.global_batches()]
 
     def compute_loss(m: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        inner = m.module if hasattr(m, "module") else m
+        inner = unwrap_model(m)
         return task.loss(inner.head, inner(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]), batch)
 
     eval_seconds = [0.0]

@@ -31,7 +31,7 @@ from kexue.losses.sbert import SoftmaxLoss, cosine_mse_loss
 from kexue.metrics.sts import evaluate_pairs
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
-from kexue.train.distributed import is_main_process
+from kexue.train.distributed import is_main_process, unwrap_model
 
 LOSSES = ("cosent", "softmax", "mse")
 
@@ -201,7 +201,7 @@ def make_collate(pad_token_id: int) -> Callable[[list[dict[str, Any]]], dict[str
 def make_loss(cfg: STSConfig, label_max: float) -> Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]:
     """``compute_loss(model, batch)`` for the chosen loss."""
     def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inner = model.module if hasattr(model, "module") else model
+        inner = unwrap_model(model)
         labels = batch["labels"]
         emb = inner.encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         u, v = emb[: len(labels)], emb[len(labels):]
