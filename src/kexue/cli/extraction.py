@@ -56,6 +56,9 @@ def train_ner_command(
                     ] = "global_pointer",
     crf_lr_multiplier: Annotated[float, typer.Option(help="CRF transitions learn this many times faster "
                                                           "(kexue.fm/archives/7196); 1 = off.")] = 1.0,
+    lenient_bio: Annotated[bool, typer.Option("--lenient-bio", help="Read a BIO I-X tag that does not continue an "
+                                              "entity as a new entity (conlleval's rule) instead of refusing the "
+                                              "file with its line.")] = False,
     max_length: MaxLength = 128, head_size: HeadSize = 64, train_limit: TrainLimit = None,
     eval_limit: EvalLimit = None, scratch_hidden: ScratchHidden = 256, scratch_layers: ScratchLayers = 4,
     scratch_heads: ScratchHeads = 4,
@@ -67,7 +70,7 @@ def train_ner_command(
     """Train an NER model (GlobalPointer kexue.fm/archives/8373, Efficient GP /8877, CRF, softmax)."""
     from kexue.tasks.ner import NerConfig, train_ner
 
-    cfg = NerConfig(head=head, crf_lr_multiplier=crf_lr_multiplier,
+    cfg = NerConfig(head=head, crf_lr_multiplier=crf_lr_multiplier, lenient_bio=lenient_bio,
                     **_common(model, data, max_length, head_size, train_limit, eval_limit, scratch_hidden,
                               scratch_layers, scratch_heads))
     _train(train_ner, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,

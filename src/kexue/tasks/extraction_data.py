@@ -35,6 +35,7 @@ from typing import Any
 from kexue.data.readers.event import EventSchema, read_duee, read_event_schema
 from kexue.data.readers.ner import read_cluener, read_conll_bio, read_msra_ner
 from kexue.data.readers.relation import RelationSchema, read_relation_data, read_relation_schema
+from kexue.data.readers.text_lines import iter_lines
 from kexue.data.registry import data_root
 from kexue.errors import ConfigError, DataFormatError
 
@@ -84,22 +85,22 @@ def _cut(examples: list[Any]) -> tuple[list[Any], list[Any]]:
 
 def _bio_sep(path: Path) -> str:
     """``""`` when every token of a BIO file is one character (Chinese, one character per line), else ``" "``."""
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, 1):
-            cols = raw.split()
-            if cols and len(cols[0]) != 1 and cols[0] != "-DOCSTART-":
-                return " "
-            if number > 5000:
-                break
+    for number, raw in iter_lines(path, "NER file"):
+        cols = raw.split()
+        if cols and len(cols[0]) != 1 and cols[0] != "-DOCSTART-":
+            return " "
+        if number > 5000:
+            break
     return ""
 
 
-def _read_ner(kind: str, path: Path) -> list[Any]:
+def _read_ner(kind: str, path: Path, lenient_bio: bool = False) -> list[Any]:
     if kind == "cluener":
         return read_cluener(path)
     if kind == "msra":
-        return read_msra_ner(path.parent / f"{path.name}.sentences.txt", path.parent / f"{path.name}.tags.txt")
-    return read_conll_bio(path, sep=_bio_sep(path))
+        return read_msra_ner(path.parent / f"{path.name}.sentences.txt", path.parent / f"{path.name}.tags.txt",
+                             lenient_bio=lenient_bio)
+    return read_conll_bio(path, sep=_bio_sep(path), lenient_bio=lenient_bio)
 
 
 def _user_files(folder: Path) -> dict[str, Path]:
@@ -134,6 +135,9 @@ def _locate(data: str, task: str, root: str | Path | None) -> tuple[Path, bool]:
             raise ConfigError(f"dataset {data!r}: expected the folder {folder} ($KEXUE_DATA/{data}), not found")
         return folder, True
     folder = Path(data).expanduser()
+    if folder.is_file():
+        raise ConfigError(f"--data {data}: a file; a {task} dataset is a folder with train.*, dev.* (or valid.*) and "
+                          f"optionally test.* files" + ("" if task == "ner" else " and its *schema*.json"))
     if not folder.is_dir():
         known = ", ".join(n for n, t in EXTRACTION_DATASETS.items() if t == task)
         raise ConfigError(f"unknown {task} dataset {data!r}: not a registered name ({known}) and no such folder")
@@ -141,7 +145,8 @@ def _locate(data: str, task: str, root: str | Path | None) -> tuple[Path, bool]:
 
 
 def load_extraction_splits(task: str, data: str, *, with_train: bool = True, train_limit: int | None = None,
-                           eval_limit: int | None = None, root: str | Path | None = None) -> ExtractionSplits:
+                           eval_limit: int | None = None, root: str | Path | None = None,
+                           lenient_bio: bool = False) -> ExtractionSplits:
     """Read the splits of an extraction dataset (see the module docstring for what each split is).
 
     Args:
@@ -150,6 +155,8 @@ def load_extraction_splits(task: str, data: str, *, with_train: bool = True, tra
         with_train: read the train split (``False``: only what evaluation needs; the held-out dev is still cut).
         train_limit / eval_limit: keep the first N examples of train / of dev and test.
         root: datasets folder (default ``$KEXUE_DATA``).
+        lenient_bio: NER BIO files: read an ``I-X`` that does not continue an entity as a new entity (conlleval's
+            rule, ``--lenient-bio``) instead of refusing the file with its line.
 
     Raises:
         ConfigError: unknown name or missing folder/file, a dataset of another task. DataFormatError: bad lines.
@@ -158,7 +165,8 @@ def load_extraction_splits(task: str, data: str, *, with_train: bool = True, tra
     schema = None
     if registered and task == "ner":
         spec = _NER[data]
-        read = {s: (lambda v=v: _read_ner(v[0], folder / v[1])) for s, v in spec.items() if v != "holdout"}
+        read = {s: (lambda v=v: _read_ner(v[0], folder / v[1], lenient_bio)) for s, v in spec.items()
+                if v != "holdout"}
     elif registered:
         files, schema_name = (_RELATION if task == "relation" else _EVENT)[data]
         schema_path = folder / schema_name
@@ -168,7 +176,8 @@ def load_extraction_splits(task: str, data: str, *, with_train: bool = True, tra
         user = _user_files(folder)
         spec = {s: "file" for s in user} | ({} if "dev" in user else {"dev": "holdout"})
         if task == "ner":
-            read = {s: (lambda p=p: _read_ner("cluener" if p.suffix == ".json" else "bio", p)) for s, p in user.items()}
+            read = {s: (lambda p=p: _read_ner("cluener" if p.suffix == ".json" else "bio", p, lenient_bio))
+                    for s, p in user.items()}
         else:
             schema_path = _schema_file(folder)
             read = {s: (lambda p=p: p) for s, p in user.items()}

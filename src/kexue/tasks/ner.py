@@ -204,12 +204,15 @@ class NerTask:
 
 @dataclass
 class NerConfig(ExtractionConfig):
-    """Options of the NER recipe: :class:`ExtractionConfig` plus ``head`` (one of :data:`HEADS`) and
-    ``crf_lr_multiplier`` (``λ`` of the CRF re-parameterisation; 1 = off)."""
+    """Options of the NER recipe: :class:`ExtractionConfig` plus ``head`` (one of :data:`HEADS`),
+    ``crf_lr_multiplier`` (``λ`` of the CRF re-parameterisation; 1 = off) and ``lenient_bio`` (``--lenient-bio``:
+    an ``I-X`` tag that does not continue an entity starts a new one, conlleval's rule; default: such a file is
+    refused naming its line)."""
 
     data: str = "conll2003"
     head: str = "global_pointer"
     crf_lr_multiplier: float = 1.0
+    lenient_bio: bool = False
 
 
 def entity_types(examples: Sequence[NerExample]) -> tuple[str, ...]:
@@ -226,7 +229,7 @@ def train_ner(cfg: NerConfig, trainer_cfg: TrainerConfig, log=print) -> dict[str
     Raises:
         ConfigError: bad options or data. DataFormatError: malformed data.
     """
-    full = load_extraction_splits("ner", cfg.data)
+    full = load_extraction_splits("ner", cfg.data, lenient_bio=cfg.lenient_bio)
     splits = limit_splits(full, cfg.train_limit, cfg.eval_limit)
     task = NerTask(entity_types(full.train), cfg.head, cfg.head_size, cfg.crf_lr_multiplier)
     return train_extraction(task, cfg, trainer_cfg, splits, log)

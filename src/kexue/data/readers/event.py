@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from kexue.data.readers.text_lines import iter_lines
 from kexue.errors import DataFormatError
 
 TRIGGER_ROLE = "trigger"
@@ -68,14 +69,14 @@ class EventSchema:
 
 
 def _load_lines(path: Path) -> list[tuple[int, object]]:
+    """``(line, value)`` of each non-blank JSON line (DataFormatError naming the line for bad UTF-8 or JSON)."""
     out = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, 1):
-            if raw.strip():
-                try:
-                    out.append((number, json.loads(raw)))
-                except json.JSONDecodeError as err:
-                    raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from None
+    for number, raw in iter_lines(path):
+        if raw.strip():
+            try:
+                out.append((number, json.loads(raw)))
+            except json.JSONDecodeError as err:
+                raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from None
     return out
 
 

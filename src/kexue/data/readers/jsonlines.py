@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from kexue.data.readers.text_lines import iter_lines
 from kexue.errors import DataFormatError
 
 
@@ -20,21 +21,21 @@ def iter_text_records(path: str | Path, label_key: str, require_labels: bool = T
         missing_hint: appended to the "missing key" message (e.g. how to read a test file).
 
     Raises:
-        DataFormatError(path, line, reason): invalid JSON, a record that is not an object with a string
+        DataFormatError(path, line, reason): invalid UTF-8 or JSON, a record that is not an object with a string
             ``text``, or a missing ``label_key`` when ``require_labels``.
+        ConfigError: the file is missing or a folder.
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from None
-            text = record.get("text") if isinstance(record, dict) else None
-            if not isinstance(text, str):
-                raise DataFormatError(path, number, "expected an object with a string 'text'")
-            if label_key not in record and require_labels:
-                raise DataFormatError(path, number, f"missing {label_key!r}{missing_hint}")
-            yield number, record, text
+    for number, raw in iter_lines(path):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from None
+        text = record.get("text") if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise DataFormatError(path, number, "expected an object with a string 'text'")
+        if label_key not in record and require_labels:
+            raise DataFormatError(path, number, f"missing {label_key!r}{missing_hint}")
+        yield number, record, text

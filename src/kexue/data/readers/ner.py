@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kexue.data.readers.jsonlines import iter_text_records
+from kexue.data.readers.text_lines import iter_lines
 from kexue.errors import DataFormatError
 
 
@@ -48,27 +49,38 @@ class NerExample:
     path: str = ""
 
 
-def _strict_bio_spans(tags: list[str], path: Path, lines: list[int]) -> list[tuple[str, int, int]]:
-    """Spans ``(type, first, last)`` of strictly valid BIO tags (every ``I-X`` continues an ``X`` entity)."""
+LENIENT_BIO_FLAG = "--lenient-bio"
+"""The CLI option (``train ner``) that reads stray ``I-X`` tags by conlleval's rule; named in the refusal."""
+
+
+def _bio_spans(tags: list[str], path: Path, lines: list[int], lenient: bool = False) -> list[tuple[str, int, int]]:
+    """Spans ``(type, first, last)`` (token indices, inclusive) of BIO (IOB2) tags.
+
+    Strict (default): every ``I-X`` must continue an ``X`` entity (the previous tag is ``B-X`` or ``I-X``).
+    ``lenient``: an ``I-X`` that does not continue an ``X`` entity starts a new one, as conlleval reads it
+    (its ``startOfChunk``: ``I-X`` after ``O`` or after a tag of another type opens a chunk).
+    """
     spans: list[tuple[str, int, int]] = []
     prev = "O"
     for n, (tag, line) in enumerate(zip(tags, lines, strict=True)):
         if tag != "O" and not (len(tag) > 2 and tag[1] == "-" and tag[0] in "BI"):
             raise DataFormatError(path, line, f"expected a BIO tag 'O', 'B-X' or 'I-X', found {tag!r}")
-        if tag.startswith("I-"):
-            if prev[2:] != tag[2:]:
-                raise DataFormatError(path, line, f"{tag!r} does not continue an entity (previous tag {prev!r}); "
-                                                  "the file is not BIO (IOB2); convert IOB1 first")
+        if tag.startswith("I-") and prev[2:] == tag[2:]:
             spans[-1] = (spans[-1][0], spans[-1][1], n)
-        elif tag.startswith("B-"):
+        elif tag.startswith("I-") and not lenient:
+            raise DataFormatError(path, line, f"{tag!r} does not continue an entity (previous tag {prev!r}); "
+                                              f"the file is not strict BIO (IOB2): convert IOB1 first, or pass "
+                                              f"{LENIENT_BIO_FLAG} to read such an I- tag as the start of a new "
+                                              f"entity (conlleval's rule)")
+        elif tag != "O":
             spans.append((tag[2:], n, n))
         prev = tag
     return spans
 
 
-def _example_from_bio(tokens: list[str], tags: list[str], sep: str, path: Path, lines: list[int]
-                      ) -> NerExample:
-    spans = _strict_bio_spans(tags, path, lines)
+def _example_from_bio(tokens: list[str], tags: list[str], sep: str, path: Path, lines: list[int],
+                      lenient_bio: bool = False) -> NerExample:
+    spans = _bio_spans(tags, path, lines, lenient_bio)
     starts, pos = [], 0
     for token in tokens:
         starts.append(pos)
@@ -82,7 +94,7 @@ def _example_from_bio(tokens: list[str], tags: list[str], sep: str, path: Path, 
 
 
 def read_conll_bio(path: str | Path, sep: str = " ", token_column: int = 0, tag_column: int = -1,
-                   docstart: str = "-DOCSTART-") -> list[NerExample]:
+                   docstart: str = "-DOCSTART-", lenient_bio: bool = False) -> list[NerExample]:
     """Read a CoNLL-style BIO file: one ``token ... tag`` line per token, blank line between sentences.
 
     Works for conll2003 ``bio/{train,valid,test}.txt`` (``sep=" "``, ``-DOCSTART-`` lines skipped) and
@@ -93,51 +105,55 @@ def read_conll_bio(path: str | Path, sep: str = " ", token_column: int = 0, tag_
         sep: string joining tokens into ``text`` (``" "`` for English, ``""`` for Chinese characters).
         token_column, tag_column: whitespace-separated columns of the token and the BIO tag.
         docstart: token marking document boundaries (its line is skipped).
+        lenient_bio: read an ``I-X`` that does not continue an ``X`` entity as the start of a new entity
+            (conlleval's rule; real corpora such as Weibo NER contain such tags). ``tags`` keep the file's tags.
 
     Raises:
-        DataFormatError: a line with too few columns, a tag that is not ``O``/``B-X``/``I-X``, or an ``I-X``
-            that does not continue an ``X`` entity (IOB1 data must be converted first).
+        DataFormatError: a line with too few columns or not valid UTF-8, a tag that is not ``O``/``B-X``/``I-X``,
+            or (unless ``lenient_bio``) an ``I-X`` that does not continue an ``X`` entity.
+        ConfigError: the file is missing or a folder.
     """
     path = Path(path)
     examples: list[NerExample] = []
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, 1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                if tokens:
-                    examples.append(_example_from_bio(tokens, tags, sep, path, lines))
-                    tokens, tags, lines = [], [], []
-                continue
-            cols = line.split()
-            if len(cols) < 2:
-                raise DataFormatError(path, number, f"expected 'token ... tag' columns, found {line!r}")
-            try:
-                token, tag = cols[token_column], cols[tag_column]
-            except IndexError:
-                raise DataFormatError(path, number, f"no column {token_column}/{tag_column} in {line!r}") from None
-            if token == docstart:
-                continue
-            tokens.append(token)
-            tags.append(tag)
-            lines.append(number)
+    for number, line in iter_lines(path, "NER file"):
+        if not line.strip():
+            if tokens:
+                examples.append(_example_from_bio(tokens, tags, sep, path, lines, lenient_bio))
+                tokens, tags, lines = [], [], []
+            continue
+        cols = line.split()
+        if len(cols) < 2:
+            raise DataFormatError(path, number, f"expected 'token ... tag' columns, found {line!r}")
+        try:
+            token, tag = cols[token_column], cols[tag_column]
+        except IndexError:
+            raise DataFormatError(path, number, f"no column {token_column}/{tag_column} in {line!r}") from None
+        if token == docstart:
+            continue
+        tokens.append(token)
+        tags.append(tag)
+        lines.append(number)
     if tokens:
-        examples.append(_example_from_bio(tokens, tags, sep, path, lines))
+        examples.append(_example_from_bio(tokens, tags, sep, path, lines, lenient_bio))
     return examples
 
 
-def read_msra_ner(sentences_path: str | Path, tags_path: str | Path, sep: str = "") -> list[NerExample]:
+def read_msra_ner(sentences_path: str | Path, tags_path: str | Path, sep: str = "", lenient_bio: bool = False
+                  ) -> list[NerExample]:
     """Read msra_ner's parallel files: space-separated characters and space-separated BIO tags per line.
+
+    ``lenient_bio`` as in :func:`read_conll_bio`.
 
     Raises:
         DataFormatError: different line counts, or a line whose token and tag counts differ (named by the
-            tags file and line), or a bad BIO tag.
+            tags file and line), a bad BIO tag, or a line that is not valid UTF-8.
     """
     sentences_path, tags_path = Path(sentences_path), Path(tags_path)
-    sentences = sentences_path.read_text(encoding="utf-8").splitlines()
-    tag_lines = tags_path.read_text(encoding="utf-8").splitlines()
+    sentences = [text for _, text in iter_lines(sentences_path, "NER sentences file")]
+    tag_lines = [text for _, text in iter_lines(tags_path, "NER tags file")]
     if len(sentences) != len(tag_lines):
         raise DataFormatError(tags_path, None, f"{len(tag_lines)} tag lines but {len(sentences)} sentence lines "
                                                f"in {sentences_path}")
@@ -148,7 +164,7 @@ def read_msra_ner(sentences_path: str | Path, tags_path: str | Path, sep: str = 
             raise DataFormatError(tags_path, number, f"{len(tags)} tags for {len(tokens)} tokens")
         if not tokens:
             raise DataFormatError(sentences_path, number, "empty sentence")
-        examples.append(_example_from_bio(tokens, tags, sep, tags_path, [number] * len(tokens)))
+        examples.append(_example_from_bio(tokens, tags, sep, tags_path, [number] * len(tokens), lenient_bio))
     return examples
 
 

@@ -28,6 +28,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from kexue.data.readers.text_lines import check_file, decode_line
 from kexue.data.records import SentencePair
 from kexue.errors import ConfigError, DataFormatError
 
@@ -47,22 +48,13 @@ _INT_RE = re.compile(r"[+-]?\d+")
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """The ``(line_no, text)`` of every line up to the last non-blank one, decoded and without ``\\r``."""
-    if not path.is_file():
-        raise ConfigError(f"sentence-pair file not found: {path}")
-    raw = path.read_bytes()
+    raw = check_file(path, "data file").read_bytes()
     chunks = raw.split(b"\n")
     if chunks and chunks[-1] == b"":
         chunks.pop()
     lines: list[tuple[int, str]] = []
     for i, chunk in enumerate(chunks):
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataFormatError(path, i + 1, f"expected UTF-8 text, found undecodable byte at column "
-                                               f"{exc.start + 1}") from None
-        if i == 0:
-            text = text.removeprefix("\ufeff")
-        lines.append((i + 1, text.removesuffix("\r")))
+        lines.append((i + 1, decode_line(chunk, path, i + 1)))
     while lines and not lines[-1][1].strip():
         lines.pop()
     if not lines:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kexue.data.readers.jsonlines import iter_text_records
+from kexue.data.readers.text_lines import read_text
 from kexue.errors import DataFormatError
 
 
@@ -73,10 +74,10 @@ def read_relation_schema(path: str | Path) -> RelationSchema:
     Entries ``{"predicate", "object_type": {slot: type} | type, "subject_type"}``.
 
     Raises:
-        DataFormatError: invalid JSON or an entry without a string ``predicate``.
+        DataFormatError: invalid UTF-8 (named by line) or JSON, or an entry without a string ``predicate``.
     """
     path = Path(path)
-    raw = path.read_text(encoding="utf-8")
+    raw = read_text(path, "relation schema")
     entries: list[tuple[int | None, object]]
     if raw.lstrip().startswith("["):
         try:
