@@ -88,7 +88,7 @@ class TrainerConfig:
         self.output_dir = Path(self.output_dir)
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
+            raise ConfigError(f"{option_name('precision')}: expected one of {PRECISIONS}, got {self.precision!r}")
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         _positive_int("gradient_accumulation_steps", self.gradient_accumulation_steps)
@@ -98,17 +98,19 @@ class TrainerConfig:
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ConfigError(f"num_workers: expected an integer >= 0, got {self.num_workers!r}")
+            raise ConfigError(f"{option_name('num_workers')}: expected an integer >= 0, got {self.num_workers!r}")
         if not (0.0 <= self.warmup_ratio < 1.0):
-            raise ConfigError(f"warmup_ratio: expected a value in [0, 1), got {self.warmup_ratio!r}")
+            raise ConfigError(f"{option_name('warmup_ratio')}: expected a value in [0, 1), got {self.warmup_ratio!r}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigError(f"learning_rate: expected a finite value > 0, got {self.learning_rate!r}")
+            raise ConfigError(f"{option_name('learning_rate')}: expected a finite value > 0, "
+                              f"got {self.learning_rate!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ConfigError(f"weight_decay: expected a finite value >= 0, got {self.weight_decay!r}")
+            raise ConfigError(f"{option_name('weight_decay')}: expected a finite value >= 0, got {self.weight_decay!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ConfigError(f"max_grad_norm: expected a value > 0 or None, got {self.max_grad_norm!r}")
+            raise ConfigError(f"{option_name('max_grad_norm')}: expected a value > 0 or None, "
+                              f"got {self.max_grad_norm!r}")
         if len(self.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.adam_betas):
-            raise ConfigError(f"adam_betas: expected two values in [0, 1), got {self.adam_betas!r}")
+            raise ConfigError(f"{option_name('adam_betas')}: expected two values in [0, 1), got {self.adam_betas!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """All options as JSON-serialisable values (``output_dir`` as a string), for the run's config.json."""
@@ -118,6 +120,20 @@ class TrainerConfig:
         return out
 
 
+#: The ``kexue train`` flag of each TrainerConfig field that the command line sets (kexue.cli.options).
+FLAGS = {"output_dir": "--output", "epochs": "--epochs", "max_steps": "--max-steps", "batch_size": "--batch-size",
+         "gradient_accumulation_steps": "--accumulation-steps", "learning_rate": "--lr",
+         "weight_decay": "--weight-decay", "warmup_ratio": "--warmup-ratio", "max_grad_norm": "--max-grad-norm",
+         "eval_every": "--eval-every", "save_every": "--save-every", "keep_checkpoints": "--keep-checkpoints",
+         "seed": "--seed", "precision": "--precision", "resume": "--resume", "progress_bar": "--progress"}
+
+
+def option_name(field: str) -> str:
+    """How a message names a TrainerConfig field: its command-line flag and the field, e.g.
+    ``"--lr (learning_rate)"``; fields without a flag as ``"TrainerConfig.log_every"``."""
+    return f"{FLAGS[field]} ({field})" if field in FLAGS else f"TrainerConfig.{field}"
+
+
 def _positive_int(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
+        raise ConfigError(f"{option_name(name)}: expected an integer >= 1, got {value!r}")
