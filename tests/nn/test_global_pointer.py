@@ -84,21 +84,65 @@ def test_global_pointer_matches_reference_loop() -> None:
                 assert float(out[a, i, j]) == pytest.approx(float(q @ k) / math.sqrt(d), abs=1e-10)
 
 
-def test_efficient_global_pointer_reference_and_params() -> None:
+def _bert4keras_efficient_global_pointer(x: torch.Tensor, p_weight: torch.Tensor, p_bias: torch.Tensor,
+                                         q_weight: torch.Tensor, q_bias: torch.Tensor, head_size: int,
+                                         rope: bool = True) -> torch.Tensor:
+    """Independent transcription of bert4keras ``EfficientGlobalPointer.call`` (no masking), float64.
+
+    Keras ``Dense`` computes ``x @ kernel + bias`` with ``kernel [in, out]`` (torch stores ``weight [out, in]``).
+    RoPE as bert4keras' ``SinusoidalPositionEmbedding(head_size, 'zero')`` + ``apply_rotary_position_embeddings``:
+    ``pos[..., 0::2] = sin``, ``pos[..., 1::2] = cos`` of ``position * 10000^{-2i/d}``; each repeated twice;
+    ``x2 = stack([-x[..., 1::2], x[..., ::2]], -1)``; ``x * cos + x2 * sin``.
+    """
+    inputs = torch.einsum("bnh,hk->bnk", x, p_weight.T) + p_bias
+    qw, kw = inputs[..., ::2], inputs[..., 1::2]
+    if rope:
+        length = x.shape[1]
+        position = torch.arange(length, dtype=torch.float64)[:, None]
+        theta = torch.pow(10000.0, -2 * torch.arange(head_size // 2, dtype=torch.float64) / head_size)
+        angles = position * theta[None, :]
+        pos = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).reshape(length, head_size)[None]
+        cos_pos = pos[..., 1::2].repeat_interleave(2, dim=-1)
+        sin_pos = pos[..., ::2].repeat_interleave(2, dim=-1)
+        qw2 = torch.stack([-qw[..., 1::2], qw[..., ::2]], dim=-1).reshape(qw.shape)
+        kw2 = torch.stack([-kw[..., 1::2], kw[..., ::2]], dim=-1).reshape(kw.shape)
+        qw, kw = qw * cos_pos + qw2 * sin_pos, kw * cos_pos + kw2 * sin_pos
+    logits = torch.einsum("bmd,bnd->bmn", qw, kw) / head_size ** 0.5
+    bias = torch.einsum("bnh->bhn", torch.einsum("bnk,kh->bnh", inputs, q_weight.T) + q_bias) / 2
+    return logits[:, None] + bias[:, ::2, None] + bias[:, 1::2, :, None]
+
+
+@pytest.mark.parametrize("rope", [True, False])
+def test_efficient_global_pointer_matches_bert4keras_expression(rope: bool) -> None:
+    """Spec §3: even type channel = end position j, odd = start i (bert4keras layout), same weights."""
+    d, heads, hidden, length = 8, 3, 12, 6
+    torch.manual_seed(0)
+    head = EfficientGlobalPointer(hidden, heads, d, rope=rope, tril_mask=False).double()
+    x = torch.randn(2, length, hidden, dtype=torch.float64)
+    with torch.no_grad():
+        out = head(x)
+        ref = _bert4keras_efficient_global_pointer(
+            x, head.dense.weight.clone(), head.dense.bias.clone(), head.type_dense.weight.clone(),
+            head.type_dense.bias.clone(), d, rope=rope)
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=0)
+    # the asymmetry is real: swapping the two channels of each type changes the output
+    with torch.no_grad():
+        swapped = head.type_dense.weight.view(heads, 2, -1).flip(1).reshape(2 * heads, -1).clone()
+        head.type_dense.weight.copy_(swapped)
+        assert (head(x) - ref).abs().max() > 1e-3
+
+
+def test_efficient_global_pointer_masked_and_param_count() -> None:
     d, heads, hidden, length = 8, 3, 12, 5
     head = EfficientGlobalPointer(hidden, heads, d).double()
     x = torch.randn(1, length, hidden, dtype=torch.float64)
     with torch.no_grad():
         out = head(x)[0]
-        p = head.dense(x)[0]
-        c = head.type_dense(p) / 2
-    for a in range(heads):
-        for i in range(length):
-            for j in range(i, length):
-                q = _rotation(d, i) @ p[i, 0::2]
-                k = _rotation(d, j) @ p[j, 1::2]
-                ref = float(q @ k) / math.sqrt(d) + float(c[i, 2 * a]) + float(c[j, 2 * a + 1])
-                assert float(out[a, i, j]) == pytest.approx(ref, abs=1e-10)
+        ref = _bert4keras_efficient_global_pointer(x, head.dense.weight, head.dense.bias, head.type_dense.weight,
+                                                   head.type_dense.bias, d)[0]
+    upper = ~torch.ones(length, length, dtype=torch.bool).tril(-1)
+    torch.testing.assert_close(out[:, upper], ref[:, upper], atol=1e-10, rtol=0)
+    assert (out[:, ~upper] == torch.finfo(out.dtype).min).all()
     big = EfficientGlobalPointer(768, 10, 64)
     assert sum(t.numel() for t in big.parameters()) == 98_432 + 2_580  # spec §3 property 1
 

@@ -111,8 +111,11 @@ class EfficientGlobalPointer(nn.Module):
 
     ``p = Dense(H -> 2d)(h)``; ``q = p[..., 0::2]``, ``k = p[..., 1::2]`` (even/odd channels), RoPE on ``q, k``;
     ``c = Dense(2d -> 2m)(p) / 2`` from the pre-RoPE ``p``;
-    ``s_α(i, j) = q_i·k_j / sqrt(d) + c[i, 2α] + c[j, 2α+1]``. Per-type parameters: ``4d`` (+2 bias) instead
-    of GlobalPointer's ``2Hd``.
+    ``s_α(i, j) = q_i·k_j / sqrt(d) + c[j, 2α] + c[i, 2α+1]``: as in bert4keras
+    (``logits[:, None] + bias[:, ::2, None] + bias[:, 1::2, :, None]`` on ``bias [B, 2m, L]``), the even type
+    channel is indexed by the end position ``j`` and the odd one by the start ``i``, so ``type_dense`` weights
+    carry over from a bert4keras head unchanged. Per-type parameters: ``4d`` (+2 bias) instead of
+    GlobalPointer's ``2Hd``.
 
     Args and forward: as :class:`GlobalPointer` (drop-in replacement, same output ``[B, heads, L, L]``).
 
@@ -145,7 +148,8 @@ class EfficientGlobalPointer(nn.Module):
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         shared = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_size)  # [B, L, L]
         bias = (self.type_dense(proj) / 2).transpose(1, 2)  # [B, 2m, L]
-        logits = shared[:, None] + bias[:, 0::2, :, None] + bias[:, 1::2, None, :]
+        # bert4keras: even channel 2α broadcasts over rows (indexed by the end j), odd 2α+1 by the start i
+        logits = shared[:, None] + bias[:, 0::2, None, :] + bias[:, 1::2, :, None]
         return mask_span_logits(logits, attention_mask, self.tril_mask)
 
 
