@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
+from kexue.cli import data_options as D
 from kexue.cli import options as O
 from kexue.cli.app import app, eval_app, train_app
 from kexue.errors import ConfigError
@@ -31,6 +32,8 @@ def train_sts_command(
     extra_eval: Annotated[Optional[list[str]], typer.Option(help="Also evaluate on these datasets.")] = None,
     bucketing: Annotated[bool, typer.Option("--bucketing/--no-bucketing",
                                             help="Batch pairs of similar length (faster).")] = True,
+    dev: D.DevFile = None, test: D.TestFile = None, split_ratio: D.SplitRatio = None,
+    score_range: D.ScoreRangeOption = None,
     epochs: O.Epochs = 1, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 32, lr: O.LearningRate = 2e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
@@ -41,7 +44,8 @@ def train_sts_command(
 
     cfg = STSConfig(model=model, data=data, loss=loss, pooling=pooling, max_length=max_length, scale=scale,
                     train_limit=train_limit, eval_limit=eval_limit, extra_eval=tuple(extra_eval or ()),
-                    length_bucketing=bucketing)
+                    length_bucketing=bucketing, dev=dev, test=test, split_ratio=split_ratio,
+                    score_range=D.score_range_tuple(score_range))
     tcfg = O.trainer_config(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                             eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,
@@ -58,12 +62,14 @@ def eval_sts_command(
     pooling: Annotated[Optional[str], typer.Option(help="Override the saved pooling.")] = None,
     eval_limit: Annotated[Optional[int], typer.Option(help="Use only the first N pairs per split.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sentences per forward pass.")] = 128,
+    score_range: D.ScoreRangeOption = None,
 ) -> None:
-    """Spearman x100 on dev and test (and accuracy/F1 at the dev threshold for binary data)."""
+    """Spearman x100 on dev and test (and accuracy/F1 at the dev threshold for binary data); a single --data file
+    is scored once, as a whole."""
     from kexue.tasks.sts import eval_sts
 
     O.echo_json(eval_sts(model, data, eval_limit=eval_limit, batch_size=batch_size, pooling=pooling,
-                         log=typer.echo))
+                         score_range=D.score_range_tuple(score_range), log=typer.echo))
 
 
 @app.command("encode")

@@ -6,7 +6,7 @@ layers above never see a half-parsed line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +23,15 @@ class SentencePair:
             ``float`` for graded scores written with a decimal point (STS-B-en 0.0..5.0), ``None`` for
             unlabelled splits (e.g. CLUE test files).
         id: the row identifier when the file has an id column (PAWS-X), else ``None``.
+        line: the 1-based line of the pair in its file (0 when not read from a file); not part of equality. Label
+            checks use it to name ``file:line``.
     """
 
     text_a: str
     text_b: str
     label: float | int | None = None
     id: str | None = None
+    line: int = field(default=0, compare=False)
 
     @property
     def has_label(self) -> bool:

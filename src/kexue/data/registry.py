@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kexue.data.label_checks import ScoreRange
 from kexue.data.readers.pairs import detect_pair_format, read_pairs
 from kexue.data.records import SentencePair
 from kexue.errors import ConfigError
@@ -52,24 +53,28 @@ class DatasetInfo:
         task: the task family (``"pairs"`` for sentence pairs).
         label_kind: ``"binary"`` (0/1) or ``"graded"`` (ordered scores); decides the evaluation metrics.
         splits: canonical split name (``train``/``dev``/``test``) to :class:`SplitFile`.
+        score_range: the inclusive range of the gold scores (``(0, 1)`` for binary sets, whose scores must be exactly
+            0 or 1; STS-B ``(0, 5)``); every split is checked against it (:mod:`kexue.data.label_checks`).
     """
 
     name: str
     task: str
     label_kind: str
     splits: dict[str, SplitFile]
+    score_range: tuple[float, float] = (0.0, 1.0)
 
 
-def _pairs(name: str, label_kind: str, **splits: SplitFile) -> DatasetInfo:
-    return DatasetInfo(name, "pairs", label_kind, dict(splits))
+def _pairs(name: str, label_kind: str, score_range: tuple[float, float] = (0.0, 1.0), **splits: SplitFile
+           ) -> DatasetInfo:
+    return DatasetInfo(name, "pairs", label_kind, dict(splits), score_range)
 
 
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
-    _pairs("stsb_en", "graded",
+    _pairs("stsb_en", "graded", (0.0, 5.0),
            train=SplitFile("stsbenchmark.tsv", "stsb", "train"),
            dev=SplitFile("stsbenchmark.tsv", "stsb", "dev"),
            test=SplitFile("stsbenchmark.tsv", "stsb", "test")),
-    _pairs("stsb_zh", "graded",
+    _pairs("stsb_zh", "graded", (0.0, 5.0),
            train=SplitFile("STS-B.train.data", "tsv"),
            dev=SplitFile("STS-B.valid.data", "tsv"),
            test=SplitFile("STS-B.test.data", "tsv")),
@@ -203,6 +208,23 @@ def resolve_dataset(name_or_path: str | Path, split: str, root: str | Path | Non
         return _user_file(_find_in_folder(path, canon), canon)
     raise ConfigError(f"unknown dataset {key!r}: not a registered name ({', '.join(DATASETS)}; found under "
                       f"${DATA_ENV}) and no such file or folder")
+
+
+def registered_score_range(name: str) -> ScoreRange | None:
+    """The known score range of a registered dataset (``None`` for a path)."""
+    info = DATASETS.get(str(name))
+    if info is None:
+        return None
+    return ScoreRange(*info.score_range, binary=info.label_kind == "binary", source="registered")
+
+
+def is_single_file(name_or_path: str | Path) -> bool:
+    """Whether ``--data`` is one file without a split column: all of it is the training split (see
+    :mod:`kexue.data.splits`)."""
+    if str(name_or_path) in DATASETS:
+        return False
+    path = Path(name_or_path).expanduser()
+    return path.is_file() and detect_pair_format(path) != "stsb"
 
 
 def load_pairs(name_or_path: str | Path, split: str, root: str | Path | None = None) -> list[SentencePair]:

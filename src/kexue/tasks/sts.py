@@ -23,7 +23,10 @@ from torch import nn
 from kexue.data.bucketing import LengthBucketBatchSampler
 from kexue.data.collate import pad_batch
 from kexue.data.records import SentencePair
-from kexue.data.registry import DATASETS, canonical_split, load_pairs, resolve_dataset
+from kexue.data.label_checks import ScoreRange, check_scores, infer_score_range
+from kexue.data.registry import (DATASETS, canonical_split, is_single_file, load_pairs, registered_score_range,
+                                 resolve_dataset)
+from kexue.data.splits import check_split_file, check_split_options, cut_dev_test
 from kexue.embeddings import SentenceEncoder
 from kexue.errors import ConfigError
 from kexue.losses.cosent import cosent_loss
@@ -53,6 +56,12 @@ class STSConfig:
         eval_before: also evaluate dev/test before training (the zero-shot numbers).
         length_bucketing: batch pairs of similar length (less padding, faster); ``False`` = plain shuffled
             batches. CoSENT only compares pairs inside a batch, so bucketing changes what it sees.
+        dev / test: ``--dev FILE`` / ``--test FILE``: evaluate on these files instead of ``data``'s own splits
+            (required, or ``split_ratio``, when ``data`` is a single file: it is never reused as dev or test).
+        split_ratio: ``--split-ratio R``: cut dev and test (``R`` of the pairs each, shuffled by the trainer's
+            seed) from a single ``data`` file; see :mod:`kexue.data.splits`.
+        score_range: ``--score-range LO,HI``: the declared range of the gold scores; ``None`` = the registered
+            range, or inferred from the training split (:mod:`kexue.data.label_checks`).
     """
 
     model: str = "minilm"
@@ -68,8 +77,16 @@ class STSConfig:
     eval_before: bool = True
     length_bucketing: bool = True
     scratch: ScratchModel = field(default_factory=ScratchModel)
+    dev: str | None = None
+    test: str | None = None
+    split_ratio: float | None = None
+    score_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.score_range is not None:
+            self.score_range = (float(self.score_range[0]), float(self.score_range[1]))
+            if not self.score_range[0] < self.score_range[1]:
+                raise ConfigError(f"--score-range: expected LO < HI, got {self.score_range}")
         if self.loss not in LOSSES:
             raise ConfigError(f"--loss: expected one of {', '.join(LOSSES)}, got {self.loss!r}")
         for name in ("train_limit", "eval_limit"):
@@ -133,44 +150,123 @@ def evaluate_split(encoder: SentenceEncoder, pairs: Sequence[SentencePair], *, t
 @dataclass
 class Splits:
     """The pairs of one dataset: train (may be empty when only evaluating), dev and test (``None`` if absent
-    or unlabelled)."""
+    or unlabelled), or ``whole``: a single file evaluated as one set (``eval sts``, ``--extra-eval``), never reported
+    as dev or test.
+
+    ``paths`` maps each split present to its file; ``score_range`` is the range every split was checked against
+    (``None`` when nothing declared or known it); ``sources`` says in words where each split came from (results.json).
+    """
 
     name: str
     train: list[SentencePair]
     dev: list[SentencePair] | None
     test: list[SentencePair] | None
+    whole: list[SentencePair] | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+    score_range: ScoreRange | None = None
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def _limit(pairs: list[SentencePair], n: int | None) -> list[SentencePair]:
     return pairs if n is None else pairs[:n]
 
 
-def load_splits(data: str, *, with_train: bool, train_limit: int | None = None,
-                eval_limit: int | None = None) -> Splits:
-    """Read the splits of ``data``; a split that is missing or unlabelled here is ``None`` (never silently
-    used: the report says it was not evaluated)."""
-    def get(split: str) -> list[SentencePair] | None:
-        if data in DATASETS:
-            if canonical_split(split) not in DATASETS[data].splits:
-                return None
-            resolved = resolve_dataset(data, split)  # a missing folder or file is an error, not "no split"
-        else:
-            try:
-                resolved = resolve_dataset(data, split)
-            except ConfigError:  # a user folder without this split
-                return None
-        if resolved.labelled is False:
+def _labelled_split(data: str, split: str) -> tuple[list[SentencePair], str] | None:
+    """``(pairs, file)`` of ``data``'s own ``split``, or ``None`` when it is missing or unlabelled here."""
+    if data in DATASETS:
+        if canonical_split(split) not in DATASETS[data].splits:
             return None
-        pairs = load_pairs(data, split)
-        if not pairs or any(p.label is None for p in pairs):
+        resolved = resolve_dataset(data, split)  # a missing folder or file is an error, not "no split"
+    else:
+        try:
+            resolved = resolve_dataset(data, split)
+        except ConfigError:  # a user folder without this split
             return None
-        return _limit(pairs, eval_limit)
+    if resolved.labelled is False:
+        return None
+    pairs = load_pairs(data, split)
+    if not pairs or any(p.label is None for p in pairs):
+        return None
+    return pairs, str(resolved.path)
 
-    train: list[SentencePair] = []
+
+def _side_file(flag: str, path: str | None) -> tuple[list[SentencePair], str] | None:
+    """The pairs of ``--dev``/``--test`` FILE (a file with a split column keeps its own dev/test rows)."""
+    file = check_split_file(flag, path)
+    if file is None:
+        return None
+    pairs = load_pairs(file, "dev" if flag == "--dev" else "test")
+    split_labels(pairs, f"{flag} {path}")
+    return pairs, str(file)
+
+
+def load_splits(data: str, *, with_train: bool, train_limit: int | None = None, eval_limit: int | None = None,
+                dev: str | None = None, test: str | None = None, split_ratio: float | None = None, seed: int = 0,
+                score_range: tuple[float, float] | None = None) -> Splits:
+    """Read and check the splits of ``data``; a split that is missing or unlabelled here is ``None`` (never silently
+    used: the report says it was not evaluated).
+
+    Args:
+        data: a registered name, a folder with split files, a file with a split column, or a single file (all of
+            it training data: with ``with_train`` it needs ``dev`` or ``split_ratio``; without, it is ``whole``).
+        dev / test / split_ratio / seed: see :class:`STSConfig` and :mod:`kexue.data.splits`.
+        score_range: declared ``(low, high)``; else the registered range, else inferred from train.
+
+    Raises:
+        ConfigError: a single file without ``--dev``/``--split-ratio``, contradicting split options, a missing
+            ``--dev``/``--test`` file, an unlabelled train split, an ambiguous inferred score range.
+        DataFormatError: a malformed line, or a score outside the range (``file:line``).
+    """
+    single = is_single_file(data)
     if with_train:
-        train = _limit(load_pairs(data, "train"), train_limit)
+        check_split_options(data, single, dev, test, split_ratio)
+    train: list[SentencePair] = []
+    found: dict[str, tuple[list[SentencePair], str] | None] = {"dev": None, "test": None, "whole": None}
+    sources: dict[str, str] = {}
+    train_path = ""
+    if with_train:
+        train_path = str(resolve_dataset(data, "train").path)
+        train = load_pairs(data, "train")
         split_labels(train, f"{data} train")
-    return Splits(str(data), train, get("dev"), get("test"))
+        sources["train"] = train_path
+        if split_ratio is not None:
+            train, cut_dev, cut_test = cut_dev_test(train, split_ratio, seed)
+            found["dev"], found["test"] = (cut_dev, train_path), (cut_test, train_path)
+            for split in ("train", "dev", "test"):
+                sources[split] = f"{train_path} (--split-ratio {split_ratio:g} cut, seed {seed})"
+        train = _limit(train, train_limit)
+    elif single:
+        whole = load_pairs(data, "train")
+        if all(p.label is not None for p in whole):
+            found["whole"] = (whole, str(Path(data).expanduser()))
+    if not single:
+        found["dev"], found["test"] = _labelled_split(data, "dev"), _labelled_split(data, "test")
+    for flag, value in (("--dev", dev), ("--test", test)):
+        side = _side_file(flag, value)
+        if side is not None:
+            found[flag[2:]] = side
+    for split in ("dev", "test", "whole"):
+        if found[split] is not None and split not in sources:
+            sources[split] = found[split][1]
+
+    declared = ScoreRange(*score_range) if score_range is not None else None
+    rng = declared or registered_score_range(data)
+    if rng is None and train:
+        rng = infer_score_range(train_path, train)
+    if rng is not None:
+        if train:
+            check_scores(train_path, train, rng)
+        for split in ("dev", "test", "whole"):
+            if found[split] is not None:
+                check_scores(found[split][1], found[split][0], rng)
+
+    def take(split: str) -> list[SentencePair] | None:
+        return None if found[split] is None else _limit(found[split][0], eval_limit)
+
+    paths = {split: found[split][1] for split in ("dev", "test", "whole") if found[split] is not None}
+    if train:
+        paths["train"] = train_path
+    return Splits(str(data), train, take("dev"), take("test"), take("whole"), paths, rng, sources)
 
 
 def build_encoder(cfg: STSConfig, train_texts: Sequence[str]) -> SentenceEncoder:
@@ -198,8 +294,10 @@ def make_collate(pad_token_id: int) -> Callable[[list[dict[str, Any]]], dict[str
     return collate
 
 
-def make_loss(cfg: STSConfig, label_max: float) -> Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]:
-    """``compute_loss(model, batch)`` for the chosen loss."""
+def make_loss(cfg: STSConfig, score_range: tuple[float, float]
+              ) -> Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]:
+    """``compute_loss(model, batch)`` for the chosen loss; ``--loss mse`` maps ``score_range`` ``(low, high)`` onto
+    cosine ``[0, 1]``."""
     def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inner = unwrap_model(model)
         labels = batch["labels"]
@@ -209,7 +307,7 @@ def make_loss(cfg: STSConfig, label_max: float) -> Callable[[nn.Module, dict[str
             return inner.head(u, v, labels.long())
         cos = torch.nn.functional.cosine_similarity(u.float(), v.float(), dim=-1)
         if cfg.loss == "mse":
-            return cosine_mse_loss(cos, labels, (0.0, label_max))
+            return cosine_mse_loss(cos, labels, score_range)
         return cosent_loss(cos, labels, scale=cfg.scale)
     return compute_loss
 
@@ -236,9 +334,17 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     Raises:
         ConfigError: bad options or data without labels. DataFormatError: a malformed data line.
     """
-    splits = load_splits(cfg.data, with_train=True, train_limit=cfg.train_limit, eval_limit=cfg.eval_limit)
+    splits = load_splits(cfg.data, with_train=True, train_limit=cfg.train_limit, eval_limit=cfg.eval_limit,
+                         dev=cfg.dev, test=cfg.test, split_ratio=cfg.split_ratio, seed=trainer_cfg.seed,
+                         score_range=cfg.score_range)
+    log(f"{cfg.data}: train {len(splits.train)} pairs, dev {len(splits.dev) if splits.dev else '-'}, test "
+        f"{len(splits.test) if splits.test else '-'}; scores {splits.score_range.describe()}"
+        + (f"; dev and test cut from the file by --split-ratio {cfg.split_ratio:g}, seed {trainer_cfg.seed}"
+           if cfg.split_ratio is not None else ""))
     if splits.dev is None:
         raise ConfigError(f"--data {cfg.data}: a labelled dev split is needed to select the best checkpoint")
+    # --extra-eval data is read and checked now, not after training
+    extra_splits = {name: load_splits(name, with_train=False, eval_limit=cfg.eval_limit) for name in cfg.extra_eval}
     train_labels = split_labels(splits.train, f"{cfg.data} train")
     texts = [t for p in splits.train for t in (p.text_a, p.text_b)]
     encoder = build_encoder(cfg, texts)
@@ -261,10 +367,13 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
         eval_seconds[0] += time.perf_counter() - start
         return metrics
 
-    trainer = Trainer(model, trainer_cfg, features, compute_loss=make_loss(cfg, float(train_labels.max())),
+    score_range = (splits.score_range.low, splits.score_range.high)
+    trainer = Trainer(model, trainer_cfg, features, compute_loss=make_loss(cfg, score_range),
                       collate_fn=make_collate(encoder.tokenizer.pad_token_id), evaluate=evaluate,
                       batch_sampler=batches if cfg.length_bucketing else None,
-                      run_config={"task": "sts", "sts": jsonable(asdict(cfg))})
+                      run_config={"task": "sts", "sts": jsonable(asdict(cfg)),
+                                  "data_splits": {"sources": splits.sources, "score_range": list(score_range),
+                                                  "score_range_source": splits.score_range.source}})
     main = is_main_process()  # under torchrun only rank 0 evaluates and writes results
     before = evaluate_all(encoder, splits, cfg, log, "before training") if cfg.eval_before and main else {}
     start = time.perf_counter()
@@ -275,10 +384,11 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     best_dir = Path(trainer_cfg.output_dir) / "best"
     best = SentenceEncoder.from_pretrained(best_dir) if (best_dir / "config.json").is_file() else encoder
     after = evaluate_all(best, splits, cfg, log, "after training (best dev checkpoint)")
-    extra = {name: evaluate_all(best, load_splits(name, with_train=False, eval_limit=cfg.eval_limit), cfg, log,
-                                f"transfer to {name}")
-             for name in cfg.extra_eval}
+    extra = {name: evaluate_all(best, extra_splits[name], cfg, log, f"transfer to {name}") for name in cfg.extra_eval}
     results = {"data": cfg.data, "loss": cfg.loss, "pooling": cfg.pooling, "model": cfg.model,
+               "splits": {split: {"source": source, "pairs": len(getattr(splits, split) or [])}
+                          for split, source in splits.sources.items()},
+               "score_range": {"low": score_range[0], "high": score_range[1], "source": splits.score_range.source},
                "before": before, "after": after, "extra": extra, "best_dir": str(best_dir),
                "train_seconds": train_seconds, "optimizer_steps": trainer.state.global_step}
     (Path(trainer_cfg.output_dir) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
@@ -287,8 +397,17 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
 
 def evaluate_all(encoder: SentenceEncoder, splits: Splits, cfg: STSConfig, log: Callable[[str], None],
                  title: str) -> dict[str, dict[str, float]]:
-    """Evaluate dev then test; for binary data the test threshold is the one found on dev."""
+    """Evaluate dev then test; for binary data the test threshold is the one found on dev.
+
+    A ``whole``-file :class:`Splits` is evaluated once and reported under its file's path (never as dev or test).
+    """
     out: dict[str, dict[str, float]] = {}
+    if splits.whole is not None:
+        path = splits.paths["whole"]
+        metrics = evaluate_split(encoder, splits.whole, batch_size=cfg.eval_batch_size, where=path)
+        binary = " (threshold searched on this file)" if "threshold" in metrics else ""
+        log(f"{path} {title}, the whole file: {format_metrics(metrics)}{binary}")
+        return {path: metrics}
     threshold = None
     for split in ("dev", "test"):
         pairs = getattr(splits, split)
@@ -313,10 +432,19 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 def eval_sts(model: str, data: str, *, eval_limit: int | None = None, batch_size: int = 128,
-             pooling: str | None = None, log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
-    """Evaluate a saved encoder (run folder, checkpoint or alias) on ``data``'s dev and test splits."""
+             pooling: str | None = None, score_range: tuple[float, float] | None = None,
+             log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+    """Evaluate a saved encoder (run folder, checkpoint or alias) on ``data``'s dev and test splits, or on a single
+    file as a whole (reported under its path).
+
+    Args:
+        score_range: ``--score-range``: check every score against it (registered datasets use their own range).
+
+    Raises:
+        ConfigError, DataFormatError: as :func:`load_splits` (checked before the model is loaded).
+    """
+    splits = load_splits(data, with_train=False, eval_limit=eval_limit, score_range=score_range)
     encoder = SentenceEncoder.from_pretrained(model, pooling=pooling)
-    splits = load_splits(data, with_train=False, eval_limit=eval_limit)
     cfg = STSConfig(model=model, data=data, pooling=encoder.pooling, eval_batch_size=batch_size)
     return evaluate_all(encoder, splits, cfg, log, "evaluation")
 

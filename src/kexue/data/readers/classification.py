@@ -18,7 +18,7 @@ https://kexue.fm/archives/8634 and https://kexue.fm/archives/8764.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kexue.data.readers.pairs import _read_lines, parse_label, read_pair_tsv
@@ -41,11 +41,14 @@ class TextExample:
         text: the text (non-empty); for pairs the first text.
         text_pair: the second text of a pair task, ``None`` for single-text tasks.
         label: class id (``int >= 0``), or ``None`` in unlabelled splits.
+        line: the 1-based line in its file (0 when not read from a file); not part of equality. Label checks use it
+            to name ``file:line``.
     """
 
     text: str
     text_pair: str | None = None
     label: int | None = None
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def read_text_label_tsv(path: str | Path, header: bool | None = None) -> list[Te
         if not fields[0].strip():
             raise DataFormatError(path, line_no, f"text: expected a non-empty text, found {fields[0]!r}")
         label = _class_id(fields[1], path, line_no) if width == 2 else None
-        examples.append(TextExample(fields[0], None, label))
+        examples.append(TextExample(fields[0], None, label, line_no))
     return examples
 
 
@@ -130,20 +133,12 @@ def read_text_pair_label_tsv(path: str | Path, header: bool | None = None) -> li
     path = Path(path)
     pairs = read_pair_tsv(path, header)
     out = []
-    for i, pair in enumerate(pairs):
+    for pair in pairs:
         if pair.label is not None and (not isinstance(pair.label, int) or pair.label < 0):
-            line = _data_line_numbers(path)[i]
-            raise DataFormatError(path, line, f"label: expected a class id (integer >= 0), found {pair.label!r}")
-        out.append(TextExample(pair.text_a, pair.text_b, pair.label))
+            raise DataFormatError(path, pair.line, f"label: expected a class id (integer >= 0), "
+                                                   f"found {pair.label!r}")
+        out.append(TextExample(pair.text_a, pair.text_b, pair.label, pair.line))
     return out
-
-
-def _data_line_numbers(path: Path) -> list[int]:
-    """1-based line numbers of the data rows (a header row, when detected, excluded) — for error messages."""
-    lines = _read_lines(path)
-    fields = [f.strip().lower() for f in lines[0][1].split("\t")]
-    skip = 1 if all(f in _HEADER_TEXT | _HEADER_LABEL | {"sentence2", "text_b"} for f in fields) else 0
-    return [n for n, _ in lines[skip:]]
 
 
 def read_classification(path: str | Path, pair: bool | None = None) -> list[TextExample]:

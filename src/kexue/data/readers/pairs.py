@@ -135,7 +135,7 @@ def _read_columns(path: Path, n_text: int, with_id: bool, header: bool | None) -
         a = _check_text(fields[offset], path, line_no, "text_a")
         b = _check_text(fields[offset + 1], path, line_no, "text_b")
         label = parse_label(fields[-1], path, line_no) if labelled else None
-        pairs.append(SentencePair(a, b, label, pair_id))
+        pairs.append(SentencePair(a, b, label, pair_id, line_no))
     return pairs
 
 
@@ -206,7 +206,7 @@ def read_stsb_tsv(path: str | Path, split: str | None = None) -> list[SentencePa
         a = _check_text(fields[col["sentence1"]], path, line_no, "sentence1")
         b = _check_text(fields[col["sentence2"]], path, line_no, "sentence2")
         score = float(parse_label(fields[col["score"]], path, line_no, "score"))
-        pairs.append(SentencePair(a, b, score))
+        pairs.append(SentencePair(a, b, score, line=line_no))
     if split is not None and not pairs:
         raise ConfigError(f"split {split!r} not found in {path}; its split column holds: "
                           f"{', '.join(sorted(seen)) or '(no rows)'}")
@@ -257,7 +257,7 @@ def read_pair_jsonl(path: str | Path, text_keys: tuple[str, str] = ("sentence1",
                                                  f"unlabelled)")
         label = parse_label(obj[label_key], path, line_no) if labelled else None
         pair_id = str(obj["id"]) if "id" in obj else None
-        pairs.append(SentencePair(texts[0], texts[1], label, pair_id))
+        pairs.append(SentencePair(texts[0], texts[1], label, pair_id, line_no))
     return pairs
 
 
