@@ -2,7 +2,8 @@
 
 Post II: find ``u`` with ``⟨gᵢ, u⟩ ≥ 0`` for every task (no task's loss increases to first order). The dual is
 ``min_{α∈Δⁿ} ½‖Σ αᵢ gᵢ‖²``, ``u* = Σ αᵢ* gᵢ``: closed form for two tasks (foot of the altitude,
-``γ* = clip(⟨g₁, g₁-g₂⟩/‖g₁-g₂‖², 0, 1)`` on g₂), Frank–Wolfe for n. Everything needs only the Gram matrix
+``γ* = clip(⟨g₁, g₁-g₂⟩/‖g₁-g₂‖², 0, 1)`` on g₂), an exact support enumeration for a handful of tasks,
+Frank–Wolfe (Su's iteration, approximate) for many. Everything needs only the Gram matrix
 ``M_ij = ⟨gᵢ, gⱼ⟩``.
 
 Post III: primary loss L₀ with auxiliaries that must not increase: ``min_{λ≥0} ½‖g₀ + Σ λᵢ gᵢ‖²``,
@@ -15,8 +16,10 @@ Multi-Objective Optimization", NeurIPS 2018, arXiv 1810.04650.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from kexue.errors import ConfigError
@@ -45,18 +48,66 @@ def min_norm_two(m11: float | torch.Tensor, m12: float | torch.Tensor, m22: floa
     return min(1.0, max(0.0, (m11 - m12) / denom))
 
 
+EXACT_MAX_TASKS = 12
+
+
+def _min_norm_exact(m: np.ndarray) -> np.ndarray:
+    """Exact simplex min-norm weights by support enumeration with the KKT system on each support.
+
+    For a support ``S`` the minimiser of ``αᵀMα`` over the affine hull ``{Σ_S α = 1}`` solves the bordered system
+    ``[[M_SS, 1], [1ᵀ, 0]] [α_S; −μ] = [0; 1]`` (``M_SS α_S = μ·1``: every active task has the same inner
+    product ``μ`` with ``u``). A solution with ``α_S ≥ 0`` is a feasible point, so its objective bounds the
+    optimum from above; an optimum whose active gradients are affinely independent exists (Carathéodory), and on
+    that support the system is non-singular and returns it exactly. The smallest objective over all supports is
+    therefore the optimum; supports are visited by size and ties keep the smaller support. Singular systems
+    (duplicate, collinear or zero gradients) are solved by least squares and kept only if they satisfy the
+    system. Cost ``O(2ⁿ n³)``: meant for a handful of tasks.
+    """
+    n = m.shape[0]
+    scale = max(float(np.max(np.abs(np.diag(m)))), 1e-300)
+    best_alpha = np.eye(n)[int(np.argmin(np.diag(m)))]
+    best = float(best_alpha @ m @ best_alpha)
+    for size in range(2, n + 1):
+        for support in itertools.combinations(range(n), size):
+            idx = list(support)
+            system = np.zeros((size + 1, size + 1))
+            system[:size, :size] = m[np.ix_(idx, idx)]
+            system[:size, size] = 1.0
+            system[size, :size] = 1.0
+            rhs = np.zeros(size + 1)
+            rhs[size] = 1.0
+            solution = np.linalg.lstsq(system, rhs, rcond=None)[0]
+            if np.abs(system @ solution - rhs).max() > 1e-9 * max(scale, 1.0):
+                continue  # inconsistent singular system: no stationary point on this affine hull
+            weights = solution[:size]
+            if weights.min() < -1e-12:
+                continue  # the affine minimiser lies outside the face
+            weights = np.clip(weights, 0.0, None)
+            weights /= weights.sum()
+            alpha = np.zeros(n)
+            alpha[idx] = weights
+            value = float(alpha @ m @ alpha)
+            if value < best - 1e-15 * scale:
+                best, best_alpha = value, alpha
+    return best_alpha
+
+
 def min_norm_weights(grads_or_gram: torch.Tensor, method: str = "auto", is_gram: bool = False,
                      max_iter: int = 1000, tol: float = 1e-10) -> torch.Tensor:
     """Simplex weights α minimising ``‖Σ αᵢ gᵢ‖²`` (the MGDA / Pareto min-norm direction ``u = Σ αᵢ gᵢ``).
 
     Args:
         grads_or_gram: task gradients ``[n, d]`` or, with ``is_gram=True``, their Gram matrix ``[n, n]``.
-        method: ``"exact2"`` (n=2 closed form), ``"frank_wolfe"`` (line-searched Frank–Wolfe from uniform α),
-            ``"average"`` (Su's averaging iteration, FW with step 1/(k+1)), ``"auto"`` (exact2 if n=2 else FW).
-        max_iter: iterations for the iterative methods (FW is sublinear: ~1e-3 relative gap after 1000).
+        method: ``"exact2"`` (n=2 closed form), ``"exact"`` (support enumeration with the KKT system on each
+            support, exact up to float64 round-off, ``n ≤ 12``), ``"frank_wolfe"`` (line-searched Frank–Wolfe
+            from uniform α; sublinear: ≈1e-3 relative gap after 1000 iterations), ``"average"`` (Su's averaging
+            iteration, FW with step 1/(k+1)), ``"auto"`` (exact2 if n=2, exact if n ≤ 12, else Frank–Wolfe).
+        max_iter: iterations for the iterative methods.
         tol: FW stops when γ·(duality gap) falls below ``tol·‖ĝ‖²`` (relative objective decrease).
 
-    Returns: float64 tensor ``[n]`` on the simplex. Raises ConfigError on a bad shape or method.
+    Returns: float64 tensor ``[n]`` on the simplex. For ``"exact"`` the KKT conditions hold: ``(Mα)_i ≥ αᵀMα``
+    for every task, with equality where ``αᵢ > 0`` (duplicate gradients: one of the optimal splits).
+    Raises ConfigError on a bad shape or method, or ``"exact"`` with more than 12 tasks.
     Source: https://kexue.fm/archives/8896
     """
     m = grads_or_gram if is_gram else gram_matrix(grads_or_gram)
@@ -65,14 +116,21 @@ def min_norm_weights(grads_or_gram: torch.Tensor, method: str = "auto", is_gram:
     if m.dim() != 2 or m.shape[1] != n or n < 1:
         raise ConfigError(f"Gram matrix must be square [n, n], got shape {tuple(m.shape)}")
     if method == "auto":
-        method = "exact2" if n == 2 else "frank_wolfe"
+        method = "exact2" if n == 2 else ("exact" if n <= EXACT_MAX_TASKS else "frank_wolfe")
     if method == "exact2":
         if n != 2:
             raise ConfigError(f"method 'exact2' needs exactly 2 tasks, got {n}")
         gamma = min_norm_two(m[0, 0], m[0, 1], m[1, 1])
         return torch.tensor([1.0 - gamma, gamma], dtype=torch.float64)
+    if method == "exact":
+        if n > EXACT_MAX_TASKS:
+            raise ConfigError(f"method 'exact' enumerates supports and takes at most {EXACT_MAX_TASKS} tasks, "
+                              f"got {n}; use 'frank_wolfe'")
+        sym = m.numpy()
+        return torch.from_numpy(_min_norm_exact((sym + sym.T) / 2))
     if method not in ("frank_wolfe", "average"):
-        raise ConfigError(f"method must be 'auto', 'exact2', 'frank_wolfe' or 'average', got {method!r}")
+        raise ConfigError(
+            f"method must be 'auto', 'exact', 'exact2', 'frank_wolfe' or 'average', got {method!r}")
     alpha = torch.full((n,), 1.0 / n, dtype=torch.float64)
     for k in range(1, max_iter + 1):
         m_alpha = m @ alpha                      # ⟨gᵢ, ĝ(α)⟩
