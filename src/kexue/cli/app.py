@@ -20,7 +20,7 @@ app.add_typer(predict_app, name="predict")
 
 def _register() -> None:
     # Imported for their side effect of adding commands to the groups above.
-    from kexue.cli import classify, extraction, sts  # noqa: F401
+    from kexue.cli import classify, extraction, pretrain, sts  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
