@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from kexue.cli import data_options as D
 from kexue.cli import options as O
 from kexue.cli.app import predict_app, train_app
 from kexue.errors import ConfigError
@@ -62,6 +63,7 @@ def train_classify_command(
                                               help="Ladder Side-Tuning (kexue.fm/archives/9138).")] = False,
     side_hidden: Annotated[int, typer.Option(help="Ladder side-network width.")] = 128,
     side_layers: Annotated[int, typer.Option(help="Ladder side-network blocks.")] = 4,
+    dev: D.DevFile = None, test: D.TestFile = None, split_ratio: D.SplitRatio = None, num_labels: D.NumLabels = None,
     lr_multiplier: Annotated[Optional[list[str]], typer.Option(help="PATTERN=FACTOR learning-rate multiplier "
                                                                     "(kexue.fm/archives/7196).")] = None,
     epochs: O.Epochs = 1, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 32, lr: O.LearningRate = 5e-5,
@@ -80,6 +82,7 @@ def train_classify_command(
                          gradient_penalty_kind=gradient_penalty_kind, ema=ema, lora_rank=lora_rank,
                          lora_alpha=lora_alpha, lora_targets=tuple(lora_target or ("qkv", "attention.output")),
                          ladder_side=ladder_side, side_hidden=side_hidden, side_layers=side_layers,
+                         dev=dev, test=test, split_ratio=split_ratio, num_labels=num_labels,
                          lr_multipliers=_multipliers(lr_multiplier))
     tcfg = O.trainer_config(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,

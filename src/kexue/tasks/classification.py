@@ -25,6 +25,8 @@ from kexue.data.bucketing import LengthBucketBatchSampler
 from kexue.data.collate import pad_batch
 from kexue.data.readers.classification import (CLASSIFICATION_DATASETS, TextExample, labels_of, load_classification,
                                                resolve_classification)
+from kexue.data.label_checks import check_class_labels
+from kexue.data.splits import check_split_file, check_split_options, cut_dev_test
 from kexue.errors import ConfigError
 from kexue.tasks.classification_model import SequenceClassifier, load_classifier, with_lora
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
@@ -56,6 +58,12 @@ class ClassifyConfig:
         ladder_side: Ladder Side-Tuning with a side network of width ``side_hidden`` and ``side_layers`` blocks.
         lr_multipliers: ``{parameter-name pattern: multiplier}``.
         fisher_batches: cap on ChildTuning-D's Fisher pass (``None``: one epoch).
+        dev / test: ``--dev FILE`` / ``--test FILE`` instead of ``data``'s own splits (required, or ``split_ratio``,
+            when ``data`` is a single file: it is never reused as dev or test).
+        split_ratio: ``--split-ratio R``: cut dev and test (``R`` each, shuffled by the trainer's seed) from a
+            single ``data`` file (:mod:`kexue.data.splits`).
+        num_labels: ``--num-labels K``: the classes of the data (``None``: a registered dataset's count, else binary;
+            a label outside is an error naming ``file:line``, :mod:`kexue.data.label_checks`).
     """
 
     model: str = "minilm"
@@ -86,8 +94,14 @@ class ClassifyConfig:
     fisher_batches: int | None = None
     eval_batch_size: int = 128
     scratch: ScratchModel = field(default_factory=ScratchModel)
+    dev: str | None = None
+    test: str | None = None
+    split_ratio: float | None = None
+    num_labels: int | None = None
 
     def __post_init__(self) -> None:
+        if self.num_labels is not None and self.num_labels < 2:
+            raise ConfigError(f"--num-labels: expected an integer >= 2, got {self.num_labels}")
         if self.child_tuning not in CHILD_TUNING:
             raise ConfigError(f"--child-tuning: expected one of {', '.join(CHILD_TUNING)}, got {self.child_tuning!r}")
         if self.child_tuning != "none":
@@ -125,13 +139,16 @@ class ClassifyConfig:
 
 
 def load_split(cfg: ClassifyConfig, split: str, limit: int | None) -> list[TextExample] | None:
-    """The (limited) examples of ``split``, or ``None`` when the dataset has no such labelled split."""
+    """The (limited) examples of ``data``'s own ``split``, or ``None`` when the dataset has no such labelled split
+    (a single ``data`` file has only a train split)."""
     name = str(cfg.data)
     if name in CLASSIFICATION_DATASETS:
         info = CLASSIFICATION_DATASETS[name]
         if split not in info.splits or not info.splits[split][1]:
             return None
     else:
+        if split != "train" and Path(name).expanduser().is_file():
+            return None
         try:
             resolve_classification(name, split)
         except ConfigError:
@@ -142,6 +159,72 @@ def load_split(cfg: ClassifyConfig, split: str, limit: int | None) -> list[TextE
     if split != "train" and any(e.label is None for e in examples):
         return None
     return examples if limit is None else examples[:limit]
+
+
+@dataclass
+class ClassifySplits:
+    """Train, dev and test examples (``None``: absent here), the file of each, where each came from in words, and
+    the checked class count."""
+
+    train: list[TextExample]
+    dev: list[TextExample] | None
+    test: list[TextExample] | None
+    paths: dict[str, str]
+    sources: dict[str, str]
+    num_labels: int
+
+
+def _side_file(flag: str, value: str | None) -> tuple[list[TextExample], str] | None:
+    file = check_split_file(flag, value)
+    if file is None:
+        return None
+    examples = load_classification(file, "dev")
+    labels_of(examples, f"{flag} {value}")
+    return examples, str(file)
+
+
+def load_classify_splits(cfg: ClassifyConfig, seed: int = 0) -> ClassifySplits:
+    """Read train/dev/test of ``cfg.data`` (or ``--dev``/``--test``/``--split-ratio``) and check their labels
+    against the classes, before any model is built.
+
+    Raises:
+        ConfigError: a single file without ``--dev``/``--split-ratio``, contradicting split options, a missing file,
+            unlabelled training data. DataFormatError: a malformed line, or a label outside the classes
+            (``file:line``; user data is binary unless ``--num-labels`` says otherwise).
+    """
+    name = str(cfg.data)
+    single = name not in CLASSIFICATION_DATASETS and Path(name).expanduser().is_file()
+    check_split_options(name, single, cfg.dev, cfg.test, cfg.split_ratio)
+    train_path = str(resolve_classification(name, "train")[0])
+    train = load_split(cfg, "train", None)
+    labels_of(train, f"{name} train")
+    found: dict[str, tuple[list[TextExample], str] | None] = {}
+    sources = {"train": train_path}
+    if cfg.split_ratio is not None:
+        train, dev, test = cut_dev_test(train, cfg.split_ratio, seed)
+        found = {"dev": (dev, train_path), "test": (test, train_path)}
+        sources = {s: f"{train_path} (--split-ratio {cfg.split_ratio:g} cut, seed {seed})"
+                   for s in ("train", "dev", "test")}
+    else:
+        for split in ("dev", "test"):
+            own = load_split(cfg, split, None)
+            found[split] = None if own is None else (own, str(resolve_classification(name, split)[0]))
+    for flag, value in (("--dev", cfg.dev), ("--test", cfg.test)):
+        side = _side_file(flag, value)
+        if side is not None:
+            found[flag[2:]] = side
+    train = train if cfg.train_limit is None else train[:cfg.train_limit]
+    limited = {s: None if v is None else (v[0] if cfg.eval_limit is None else v[0][:cfg.eval_limit], v[1])
+               for s, v in found.items()}
+    registered = CLASSIFICATION_DATASETS[name].num_labels if name in CLASSIFICATION_DATASETS else None
+    files = [(train_path, train)] + [(v[1], v[0]) for v in limited.values() if v is not None]
+    num_labels = check_class_labels(files, cfg.num_labels, registered, name if registered else None)
+    for split, v in limited.items():
+        if v is not None:
+            sources.setdefault(split, v[1])
+    paths = {"train": train_path, **{s: v[1] for s, v in limited.items() if v is not None}}
+    return ClassifySplits(train, *(None if limited[s] is None else limited[s][0] for s in ("dev", "test")),
+                          paths, sources, num_labels)
 
 
 def build_model(cfg: ClassifyConfig, train: Sequence[TextExample], num_labels: int) -> SequenceClassifier:
@@ -237,12 +320,13 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
     also written to ``<output_dir>/results.json``.
     Raises: ConfigError (bad options, no labelled dev split), DataFormatError (a malformed data line).
     """
-    train = load_split(cfg, "train", cfg.train_limit)
-    dev, test = load_split(cfg, "dev", cfg.eval_limit), load_split(cfg, "test", cfg.eval_limit)
+    splits = load_classify_splits(cfg, trainer_cfg.seed)
+    train, dev, test, num_labels = splits.train, splits.dev, splits.test, splits.num_labels
     if dev is None:
         raise ConfigError(f"--data {cfg.data}: a labelled dev split is needed to select the best checkpoint")
-    train_labels = labels_of(train, f"{cfg.data} train")
-    num_labels = max(2, max(train_labels + labels_of(dev, f"{cfg.data} dev")) + 1)
+    log(f"{cfg.data}: train {len(train)}, dev {len(dev)}, test {len(test) if test is not None else '-'}; "
+        f"{num_labels} classes" + (f"; dev and test cut by --split-ratio {cfg.split_ratio:g}, seed {trainer_cfg.seed}"
+                                   if cfg.split_ratio is not None else ""))
     model = build_model(cfg, train, num_labels)
     trainer_cfg = dataclasses.replace(trainer_cfg, metric_for_best=trainer_cfg.metric_for_best or "accuracy")
     trainer_cfg, factory, hooks, record = build_techniques(cfg, trainer_cfg, model)
@@ -260,7 +344,8 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
                       collate_fn=lambda exs: pad_batch(exs, pad_token_id=pad_id),
                       evaluate=lambda m: {"accuracy": accuracy(m, dev_features, cfg.eval_batch_size)},
                       batch_sampler=batches, optimizer_factory=factory, hooks=[*hooks, *extra_hooks],
-                      run_config={"task": "classify", "classify": jsonable(asdict(cfg)), "techniques": record})
+                      run_config={"task": "classify", "classify": jsonable(asdict(cfg)), "techniques": record,
+                                  "data_splits": {"sources": splits.sources, "num_labels": num_labels}})
     fit = trainer.fit()
     best_dir = Path(trainer_cfg.output_dir) / "best"
     best = load_classifier(best_dir)
@@ -270,7 +355,9 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
     log(f"{cfg.data} after training (best dev checkpoint): "
         + "; ".join(f"{split} accuracy {m['accuracy']:.2f}" for split, m in after.items()))
     results = {"data": cfg.data, "model": cfg.model, "techniques": record, "fit": jsonable(fit), "after": after,
-               "best_dir": str(best_dir)}
+               "best_dir": str(best_dir), "num_labels": num_labels,
+               "splits": {split: {"source": source, "examples": len(getattr(splits, split) or [])}
+                          for split, source in splits.sources.items()}}
     (Path(trainer_cfg.output_dir) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results
 
