@@ -28,15 +28,36 @@ def _alias_path(name: str) -> Path:
     return folder
 
 
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+RUN_MARKERS = ("best", "last", "checkpoints", "metrics.jsonl")
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a ``kexue train`` run folder (it holds ``best/``, ``last/``, ``checkpoints/`` or
+    ``metrics.jsonl``, and no weights of its own) rather than a checkpoint folder."""
+    return (path.is_dir() and any((path / m).exists() for m in RUN_MARKERS)
+            and not any((path / w).is_file() for w in WEIGHT_FILES))
+
+
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    """The checkpoint folder for an alias (``"minilm"``) or an existing folder path.
+    """The checkpoint folder for an alias (``"minilm"``), a run folder (its ``best/``) or a checkpoint folder.
 
     Raises:
-        ConfigError: neither a known alias nor an existing folder (the message lists the aliases).
+        ConfigError: neither a known alias nor an existing folder (the message lists the aliases); a run folder
+            without a saved ``best/`` (the message names ``last/`` when there is one).
     """
     if isinstance(name_or_path, str) and name_or_path in ALIASES:
         return _alias_path(name_or_path)
     path = Path(name_or_path).expanduser()
+    if is_run_folder(path):
+        if (path / "best" / "config.json").is_file():
+            return path / "best"
+        last = path / "last"
+        hint = (f"; pass --model {last} to use its last model" if (last / "config.json").is_file()
+                else "; the run has not saved a model yet")
+        raise ConfigError(f"--model {name_or_path}: a run folder without a saved best model ({path / 'best'} "
+                          f"holds no config.json){hint}")
     if path.is_dir():
         return path
     raise ConfigError(f"model {str(name_or_path)!r} is neither a known alias ({', '.join(sorted(ALIASES))}) nor an "

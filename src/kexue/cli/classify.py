@@ -66,6 +66,8 @@ def train_classify_command(
     dev: D.DevFile = None, test: D.TestFile = None, split_ratio: D.SplitRatio = None, num_labels: D.NumLabels = None,
     lr_multiplier: Annotated[Optional[list[str]], typer.Option(help="PATTERN=FACTOR learning-rate multiplier "
                                                                     "(kexue.fm/archives/7196).")] = None,
+    head_lr: Annotated[Optional[float], typer.Option(help="Peak learning rate of the classifier layer (absolute; "
+                                                          "the encoder stays at --lr). Default: --lr.")] = None,
     epochs: O.Epochs = 1, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 32, lr: O.LearningRate = 5e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
@@ -83,7 +85,7 @@ def train_classify_command(
                          lora_alpha=lora_alpha, lora_targets=tuple(lora_target or ("qkv", "attention.output")),
                          ladder_side=ladder_side, side_hidden=side_hidden, side_layers=side_layers,
                          dev=dev, test=test, split_ratio=split_ratio, num_labels=num_labels,
-                         lr_multipliers=_multipliers(lr_multiplier))
+                         lr_multipliers=_multipliers(lr_multiplier), head_lr=head_lr)
     tcfg = O.trainer_config(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                             eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,

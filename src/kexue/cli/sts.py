@@ -12,10 +12,53 @@ import typer
 from kexue.cli import data_options as D
 from kexue.cli import options as O
 from kexue.cli.app import app, eval_app, train_app
+from kexue.cli.inputs import read_text_lines
 from kexue.errors import ConfigError
 
-Model = Annotated[str, typer.Option("--model", "-m", help="minilm, a checkpoint or run folder, or 'scratch'.")]
+Model = Annotated[str, typer.Option("--model", "-m", help="minilm, a checkpoint folder, a run folder (its best/), "
+                                                          "or 'scratch' (train only).")]
 Data = Annotated[str, typer.Option("--data", "-d", help="Dataset name under $KEXUE_DATA or a path.")]
+EncodeBatch = Annotated[int, typer.Option(min=1, help="Sentences per forward pass.")]
+EncodeMaxLength = Annotated[Optional[int], typer.Option(min=2, help="Tokens per sentence (default: the model's "
+                                                                    "saved value, else 64).")]
+
+
+def check_extra_eval(names: list[str] | None) -> tuple[str, ...]:
+    """The ``--extra-eval`` names, each checked to be a sentence-pair dataset name under $KEXUE_DATA or an existing
+    path, before any work.
+
+    Raises:
+        ConfigError: an unknown name (listing the known sentence-pair datasets) or a dataset of another task.
+    """
+    from kexue.data.registry import DATASETS
+    from kexue.tasks.sts import known_datasets
+
+    for name in names or ():
+        if name in DATASETS:
+            if DATASETS[name].task != "pairs":
+                raise ConfigError(f"--extra-eval {name}: a {DATASETS[name].task} dataset, not sentence pairs; "
+                                  f"known sentence-pair datasets: {', '.join(known_datasets())}")
+        elif not Path(name).expanduser().exists():
+            raise ConfigError(f"--extra-eval {name}: neither a dataset name under $KEXUE_DATA nor an existing path; "
+                              f"known sentence-pair datasets: {', '.join(known_datasets())}")
+    return tuple(names or ())
+
+
+def null_non_finite(results: dict) -> dict:
+    """``{split: {metric: value}}`` with NaN/inf values as ``None`` (JSON has no NaN), each one reported on stderr
+    with the reason."""
+    import math
+
+    out: dict = {}
+    for split, metrics in results.items():
+        out[split] = {}
+        for name, value in metrics.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                typer.echo(f"note: {split} {name} is undefined ({value}: the cosines or the gold scores of the "
+                           "split are constant); written as null", err=True)
+                value = None
+            out[split][name] = value
+    return out
 
 
 @train_app.command("sts")
@@ -40,10 +83,14 @@ def train_sts_command(
     progress: O.ProgressBar = True,
 ) -> None:
     """Fine-tune a sentence encoder on sentence pairs (CoSENT, https://kexue.fm/archives/8847)."""
+    from kexue.models.auto import check_max_length
+    from kexue.tasks.common import SCRATCH
     from kexue.tasks.sts import STSConfig, train_sts
 
+    if model != SCRATCH:
+        check_max_length(model, max_length)
     cfg = STSConfig(model=model, data=data, loss=loss, pooling=pooling, max_length=max_length, scale=scale,
-                    train_limit=train_limit, eval_limit=eval_limit, extra_eval=tuple(extra_eval or ()),
+                    train_limit=train_limit, eval_limit=eval_limit, extra_eval=check_extra_eval(extra_eval),
                     length_bucketing=bucketing, dev=dev, test=test, split_ratio=split_ratio,
                     score_range=D.score_range_tuple(score_range))
     tcfg = O.trainer_config(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
@@ -61,15 +108,17 @@ def eval_sts_command(
     data: Data = "stsb_en",
     pooling: Annotated[Optional[str], typer.Option(help="Override the saved pooling.")] = None,
     eval_limit: Annotated[Optional[int], typer.Option(help="Use only the first N pairs per split.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sentences per forward pass.")] = 128,
+    batch_size: EncodeBatch = 128,
     score_range: D.ScoreRangeOption = None,
 ) -> None:
     """Spearman x100 on dev and test (and accuracy/F1 at the dev threshold for binary data); a single --data file
-    is scored once, as a whole."""
+    is scored once, as a whole. A metric that is undefined (constant cosines or scores) is written as null, with
+    the reason on stderr."""
     from kexue.tasks.sts import eval_sts
 
-    O.echo_json(eval_sts(model, data, eval_limit=eval_limit, batch_size=batch_size, pooling=pooling,
-                         score_range=D.score_range_tuple(score_range), log=typer.echo))
+    results = eval_sts(model, data, eval_limit=eval_limit, batch_size=batch_size, pooling=pooling,
+                       score_range=D.score_range_tuple(score_range), log=typer.echo)
+    O.echo_json(null_non_finite(results))
 
 
 @app.command("encode")
@@ -77,20 +126,20 @@ def encode_command(
     model: Model = "minilm",
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Text lines (default stdin).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help=".npy file (default stdout).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sentences per forward pass.")] = 64,
+    batch_size: EncodeBatch = 64,
+    max_length: EncodeMaxLength = None,
     normalize: Annotated[bool, typer.Option(help="L2-normalize the vectors.")] = False,
 ) -> None:
-    """Encode text lines (one sentence per line) into a float32 .npy array [N, H]."""
+    """Encode text lines (one sentence per line; UTF-8; blank lines only at the end) into a float32 .npy
+    array [N, H]."""
     from kexue.embeddings import SentenceEncoder
+    from kexue.models.auto import check_max_length
 
-    text = input.read_text(encoding="utf-8") if input else sys.stdin.read()
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    if lines and lines[-1] == "":
-        lines.pop()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            raise ConfigError(f"{input or '<stdin>'}:{i}: empty line; expected one sentence per line")
-    vectors = SentenceEncoder.from_pretrained(model).encode(lines, batch_size=batch_size, normalize=normalize)
+    if max_length is not None:
+        check_max_length(model, max_length)
+    lines = read_text_lines(input)
+    encoder = SentenceEncoder.from_pretrained(model, max_length=max_length)
+    vectors = encoder.encode(lines, batch_size=batch_size, normalize=normalize)
     if output is None:
         np.save(sys.stdout.buffer, vectors)
     else:

@@ -17,7 +17,9 @@ from torch import nn
 from kexue.data.collate import pad_batch
 from kexue.data.tokenization import Tokenizer
 from kexue.errors import ConfigError
-from kexue.models.auto import load_encoder
+from kexue.hub import resolve_model_path
+from kexue.models.auto import load_encoder, position_limit
+from kexue.models.config import TransformerConfig
 from kexue.nn.pooling import POOLING_MODES, pool
 
 ENCODER_CONFIG = "kexue_encoder.json"
@@ -36,7 +38,8 @@ class SentenceEncoder(nn.Module):
         max_length: tokens per sentence, special tokens included.
 
     Raises:
-        ConfigError: unknown pooling mode or non-positive ``max_length``.
+        ConfigError: unknown pooling mode, ``max_length`` below 2 or above the backbone's position limit
+            (:func:`kexue.models.auto.position_limit`).
     """
 
     def __init__(self, backbone: nn.Module, tokenizer: Tokenizer, pooling: str = "last-avg",
@@ -44,8 +47,12 @@ class SentenceEncoder(nn.Module):
         super().__init__()
         if pooling not in POOLING_MODES:
             raise ConfigError(f"--pooling: expected one of {', '.join(POOLING_MODES)}, got {pooling!r}")
-        if max_length < 2:
-            raise ConfigError(f"--max-length: expected an integer >= 2, got {max_length}")
+        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
+            raise ConfigError(f"--max-length: expected an integer >= 2, got {max_length!r}")
+        limit = _position_limit(backbone)
+        if limit is not None and max_length > limit:
+            raise ConfigError(f"--max-length {max_length}: the model has {limit} positions "
+                              f"(max_position_embeddings); use --max-length {limit} or less")
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.pooling = pooling
@@ -62,13 +69,18 @@ class SentenceEncoder(nn.Module):
         """Load backbone and tokenizer from a checkpoint folder (or the alias ``minilm``).
 
         A folder written by :meth:`save_pretrained` remembers its pooling and max length; explicit
-        arguments override them. Defaults otherwise: ``last-avg``, 64. Returned in eval mode (as
-        transformers' ``from_pretrained``); call ``.train()`` before fine-tuning.
+        arguments override them. Defaults otherwise: ``last-avg``, 64. A ``kexue train`` run folder means its
+        ``best/``. Returned in eval mode (as transformers' ``from_pretrained``); call ``.train()`` before
+        fine-tuning.
+
+        Raises:
+            ConfigError: unknown alias or folder, unsupported model type or option, bad pooling / max length.
+            CheckpointError: weights that do not load exactly (see :func:`kexue.models.auto.load_encoder`).
         """
-        backbone, _kind = load_encoder(name_or_path)
-        tokenizer = Tokenizer.from_pretrained(name_or_path)
+        path = resolve_model_path(name_or_path)  # a run folder means its best/
+        backbone, _kind = load_encoder(path)
+        tokenizer = Tokenizer.from_pretrained(path)
         saved: dict = {}
-        path = Path(str(name_or_path))
         if (path / ENCODER_CONFIG).is_file():
             saved = json.loads((path / ENCODER_CONFIG).read_text(encoding="utf-8"))
         encoder = cls(backbone, tokenizer, pooling or saved.get("pooling", "last-avg"),
@@ -106,7 +118,13 @@ class SentenceEncoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 64, normalize: bool = False) -> np.ndarray:
-        """Encode texts to a float32 array ``[N, H]``, batching by length for speed (order is kept)."""
+        """Encode texts to a float32 array ``[N, H]``, batching by length for speed (order is kept).
+
+        Raises:
+            ConfigError: ``batch_size`` is not a positive integer (``--batch-size``).
+        """
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"--batch-size: expected an integer >= 1, got {batch_size!r}")
         was_training = self.training
         self.eval()
         features = self.tokenize(texts)
@@ -122,3 +140,12 @@ class SentenceEncoder(nn.Module):
             out[idx] = vecs.cpu().numpy()
         self.train(was_training)
         return out
+
+
+def _position_limit(backbone: nn.Module) -> int | None:
+    """The most tokens per sentence the backbone takes (``None``: no limit known, e.g. rotary positions)."""
+    config = getattr(backbone, "config", None)
+    if isinstance(config, TransformerConfig):
+        return config.max_position_embeddings if config.family == "bert" else None
+    to_dict = getattr(config, "to_dict", None)
+    return position_limit(to_dict()) if callable(to_dict) else None

@@ -19,8 +19,11 @@ ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish",
 ATTENTION_SCALES = ("standard", "entropy_invariant")
 MASK_KINDS = ("bidirectional", "causal", "unilm")
 HF_MODEL_TYPES = {"bert": "bert", "roformer": "roformer", "roformer_v2": "roformer"}
+#: The config.json ``model_type`` values kexue's Transformer reads (kexue.models.load_encoder never hands these to
+#: transformers.AutoModel: an option kexue refuses is an error, not a silent fallback).
+SUPPORTED_MODEL_TYPES = ("bert", "roformer", "roformer_v2", "roformerv2")
 AUTOMODEL_HINT = ("for other architectures use transformers.AutoModel.from_pretrained(path), or "
-                  "kexue.models.load_encoder(path), which falls back to it")
+                  "kexue.models.load_encoder(path), which falls back to it for model types kexue does not cover")
 _KEXUE_KEYS = ("residual_attention", "attention_scale", "attention_train_length", "attention_mask_kind")
 
 

@@ -28,6 +28,7 @@ from kexue.data.readers.classification import (CLASSIFICATION_DATASETS, TextExam
 from kexue.data.label_checks import check_class_labels
 from kexue.data.splits import check_split_file, check_split_options, cut_dev_test
 from kexue.errors import ConfigError
+from kexue.optim.param_groups import head_lr_multipliers
 from kexue.tasks.classification_model import SequenceClassifier, load_classifier, with_lora
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import EMAHook, Hook, Trainer, TrainerConfig, no_decay_parameter_names
@@ -57,6 +58,8 @@ class ClassifyConfig:
         lora_rank: LoRA rank (``None``: full fine-tuning); lora_alpha; lora_targets: module names.
         ladder_side: Ladder Side-Tuning with a side network of width ``side_hidden`` and ``side_layers`` blocks.
         lr_multipliers: ``{parameter-name pattern: multiplier}``.
+        head_lr: the classifier layer's peak learning rate (``--head-lr``, absolute; the encoder stays at
+            ``--lr``); ``None`` = the same as ``--lr``. An explicit ``lr_multipliers`` entry for ``classifier`` wins.
         fisher_batches: cap on ChildTuning-D's Fisher pass (``None``: one epoch).
         dev / test: ``--dev FILE`` / ``--test FILE`` instead of ``data``'s own splits (required, or ``split_ratio``,
             when ``data`` is a single file: it is never reused as dev or test).
@@ -91,6 +94,7 @@ class ClassifyConfig:
     side_hidden: int = 128
     side_layers: int = 4
     lr_multipliers: dict[str, float] = field(default_factory=dict)
+    head_lr: float | None = None
     fisher_batches: int | None = None
     eval_batch_size: int = 128
     scratch: ScratchModel = field(default_factory=ScratchModel)
@@ -118,6 +122,8 @@ class ClassifyConfig:
             self.child_tuning = "F"
         if self.adversarial not in ("none", "fgm"):
             raise ConfigError(f"--adversarial: expected 'none' or 'fgm', got {self.adversarial!r}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise ConfigError(f"--head-lr: expected a learning rate > 0, got {self.head_lr}")
         if self.accumulation_steps < 1:
             raise ConfigError(f"--accumulation-steps: expected an integer >= 1, got {self.accumulation_steps}")
         if self.lora_rank is not None and self.ladder_side:
@@ -286,9 +292,11 @@ def build_techniques(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, model: nn.
     """The Trainer config (accumulation set), optimizer factory, hooks and the technique record of ``cfg``."""
     k = cfg.accumulation_steps
     trainer_cfg = dataclasses.replace(trainer_cfg, gradient_accumulation_steps=1 if cfg.in_momentum else k)
+    head = head_lr_multipliers(trainer_cfg.learning_rate, cfg.head_lr, SequenceClassifier.HEAD_PATTERNS)
+    multipliers = {**cfg.lr_multipliers, **{p: m for p, m in head.items() if p not in cfg.lr_multipliers}}
     factory = build_optimizer_factory(cfg.optimizer, accumulation_steps=k if cfg.in_momentum else 1,
                                       reserve_p=cfg.reserve_p, child_tuning_apply_to=cfg.child_tuning_apply_to,
-                                      lr_multipliers=cfg.lr_multipliers, no_decay=no_decay_parameter_names(model))
+                                      lr_multipliers=multipliers, no_decay=no_decay_parameter_names(model))
     hooks: list[Hook] = []
     record: dict[str, Any] = {"optimizer": cfg.optimizer, "accumulation": "none" if k == 1 else
                               ("in-momentum" if cfg.in_momentum else "classic"), "accumulation_steps": k}
