@@ -64,3 +64,8 @@ class CheckpointError(KexueError):
 
 class ConfigError(KexueError, ValueError):
     """An option or configuration value is invalid; the message names the option."""
+
+
+class StorageError(KexueError, OSError):
+    """A file or folder cannot be written or read back (disk full, permission denied, a path through a file, a
+    read-only file system); the message names the path and says what is still intact."""

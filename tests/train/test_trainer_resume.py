@@ -83,5 +83,5 @@ def test_resume_rejects_a_different_batch_size(tmp_path):
     cfg = TrainerConfig(output_dir=tmp_path / "r", epochs=2, batch_size=8, save_every=3, seed=7, resume=True,
                         progress_bar=False)
     trainer = Trainer(TinyMLP(dropout=0.2), cfg, make_data(40), compute_loss=mse_loss, hooks=[EMAHook(0.9)])
-    with pytest.raises(ConfigError, match="batch_size"):
+    with pytest.raises(ConfigError, match="--batch-size: 4 -> 8"):
         trainer.fit()

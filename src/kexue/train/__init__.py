@@ -23,12 +23,14 @@ from kexue.train.hooks import Hook, HookList
 from kexue.train.logging import MetricsLog, read_metrics
 from kexue.train.optimization import default_optimizer, linear_warmup_decay, no_decay_parameter_names
 from kexue.train.plot import plot_metrics
+from kexue.train.run_folder import RunDirectory, prepare_run_dir, release_run_dir
 from kexue.train.seed import capture_rng_state, restore_rng_state, seed_everything
 from kexue.train.state import TrainerState
 from kexue.train.trainer import Trainer
 
 __all__ = [
-    "BatchSampler", "EMAHook", "Hook", "HookList", "MetricsLog", "Trainer", "TrainerConfig", "TrainerState",
+    "BatchSampler", "EMAHook", "Hook", "HookList", "MetricsLog", "RunDirectory", "Trainer", "TrainerConfig",
+    "TrainerState", "prepare_run_dir", "release_run_dir",
     "atomic_directory", "capture_rng_state", "default_optimizer", "default_save_model", "epoch_generator",
     "find_latest_checkpoint", "linear_warmup_decay", "load_checkpoint", "no_decay_parameter_names",
     "plot_metrics", "random_batches", "read_metrics", "restore_rng_state", "save_checkpoint", "seed_everything",

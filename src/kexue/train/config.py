@@ -49,7 +49,11 @@ class TrainerConfig:
         drop_last: drop the last, incomplete global batch of each epoch.
         num_workers: DataLoader worker processes (0 = load in the main process).
         device: torch device string; ``None`` = ``"cuda:<local_rank>"`` if CUDA is available, else ``"cpu"``.
-        resume: continue from the latest checkpoint in ``output_dir/checkpoints`` if there is one.
+        resume: continue the run in ``output_dir`` from its latest checkpoint (see
+            :func:`kexue.train.prepare_run_dir`: an empty or missing folder starts a new run and says so; a non-empty
+            folder without a checkpoint, or options that would change the training, are refused).
+        overwrite: delete what ``output_dir`` holds and start a new run there (said in the log); without it (and
+            without ``resume``) a non-empty ``output_dir`` is refused.
         find_unused_parameters: passed to ``DistributedDataParallel``; needed when some trainable parameters
             get no gradient in a step (e.g. an unused pooler), costs an extra graph traversal.
         progress_bar: show a tqdm progress bar (rank 0 only).
@@ -81,6 +85,7 @@ class TrainerConfig:
     num_workers: int = 0
     device: str | None = None
     resume: bool = False
+    overwrite: bool = False
     find_unused_parameters: bool = False
     progress_bar: bool = True
 
@@ -125,7 +130,8 @@ FLAGS = {"output_dir": "--output", "epochs": "--epochs", "max_steps": "--max-ste
          "gradient_accumulation_steps": "--accumulation-steps", "learning_rate": "--lr",
          "weight_decay": "--weight-decay", "warmup_ratio": "--warmup-ratio", "max_grad_norm": "--max-grad-norm",
          "eval_every": "--eval-every", "save_every": "--save-every", "keep_checkpoints": "--keep-checkpoints",
-         "seed": "--seed", "precision": "--precision", "resume": "--resume", "progress_bar": "--progress"}
+         "seed": "--seed", "precision": "--precision", "resume": "--resume", "progress_bar": "--progress",
+         "overwrite": "--overwrite"}
 
 
 def option_name(field: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from kexue.errors import DataFormatError
+from kexue.errors import DataFormatError, StorageError
 
 
 class MetricsLog:
@@ -32,11 +32,18 @@ class MetricsLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append one event (any JSON-serialisable dict) and flush it to disk."""
+        """Append one event (any JSON-serialisable dict) and flush it to disk.
+
+        Raises:
+            StorageError: naming the file, when it cannot be written (disk full, no permission).
+        """
         if not self.enabled:
             return
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
     def truncate_after(self, step: int) -> None:
         """Drop events logged after optimizer ``step`` (used on resume: those steps are run again).

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FORMAT = 1
 MUST_MATCH_ON_RESUME = ("seed", "batch_size", "gradient_accumulation_steps", "drop_last")
-"""Options that fix the data order and step boundaries: resuming with other values would not continue the run."""
+"""Options that fix the data order and step boundaries (kept for reference: on resume every trainer option must match
+except those in :data:`kexue.train.run_folder.CHANGEABLE_ON_RESUME`)."""
 
 
 @dataclasses.dataclass
@@ -57,7 +58,8 @@ def restore_checkpoint(trainer: Trainer, ckpt: dict[str, Any], path: Path) -> di
         this rank's entry of ``ckpt["per_rank"]`` (RNG state and logging window), for the caller to apply.
 
     Raises:
-        ConfigError: if the process count or an option of :data:`MUST_MATCH_ON_RESUME` differs.
+        ConfigError: if the process count differs, or any trainer option that changes the training (naming each
+            as ``--flag: old -> new``).
         CheckpointError: if the format is unknown or the model state does not fit the model.
     """
     if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -65,10 +67,12 @@ def restore_checkpoint(trainer: Trainer, ckpt: dict[str, Any], path: Path) -> di
     if ckpt["world_size"] != trainer.world_size:
         raise ConfigError(f"resume: checkpoint {path} was written by {ckpt['world_size']} processes, "
                           f"this run has {trainer.world_size}")
-    for name in MUST_MATCH_ON_RESUME:
-        if ckpt["config"].get(name) != getattr(trainer.config, name):
-            raise ConfigError(f"{name}: checkpoint {path} used {ckpt['config'].get(name)!r}, this run asks for "
-                              f"{getattr(trainer.config, name)!r}; resuming would not continue the same run")
+    from kexue.train.run_folder import compare_options
+
+    changed = compare_options({"trainer": ckpt["config"]}, {"trainer": trainer.config.to_dict()})
+    if changed:
+        raise ConfigError(f"--resume: checkpoint {path} was written with other training options: "
+                          + "; ".join(changed) + "; resuming with them would not continue the same run")
     own = trainer.model.state_dict()
     mismatched = {k: (tuple(own[k].shape), tuple(v.shape)) for k, v in ckpt["model"].items()
                   if k in own and own[k].shape != v.shape}

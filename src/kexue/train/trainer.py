@@ -2,6 +2,11 @@
 resume, bf16 autocast and torchrun data parallelism.
 
 See :mod:`kexue.train.hooks` for the exact call order of a step.
+
+Ctrl-C (SIGINT, in a single-process run started from the main thread) does not stop the run in the middle of a
+step: the current step finishes, a checkpoint is saved, where it went is printed, and ``KeyboardInterrupt`` is
+raised (the ``kexue`` command exits with status 130); ``--resume`` continues exactly from there. A second Ctrl-C
+stops at once.
 """
 
 from __future__ import annotations
@@ -9,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -19,21 +27,24 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, default_collate
 
-from kexue.errors import ConfigError
+from kexue.errors import ConfigError, StorageError
 from kexue.train import distributed as D
 from kexue.train.batching import BatchSampler, epoch_generator, move_to_device, random_batches, shard_batch
 from kexue.train.batching import count_tokens as default_count_tokens
-from kexue.train.checkpointing import (atomic_directory, default_save_model, find_latest_checkpoint, list_checkpoints,
-                                      load_checkpoint, save_checkpoint)
+from kexue.train.checkpointing import (atomic_directory, default_save_model, find_latest_checkpoint, is_write_failure,
+                                      list_checkpoints, load_checkpoint, save_checkpoint, storage_error)
 from kexue.train.config import TrainerConfig
 from kexue.train.hooks import Hook, HookList
 from kexue.train.logging import MetricsLog, ProgressBar, read_metrics
 from kexue.train.optimization import default_optimizer, linear_warmup_decay, no_decay_parameter_names, warmup_steps_for
 from kexue.train.plot import plot_metrics
+from kexue.train.run_folder import OPTIONS_KEY, RunDirectory, prepare_run_dir, take_prepared
 from kexue.train.seed import capture_rng_state, restore_rng_state, seed_everything
 from kexue.train.state import TrainerState, build_checkpoint, restore_checkpoint
 
 LossOutput = Tensor | Mapping[str, Tensor]
+EXPORT_INFO = "trainer_export.json"
+"""Written into ``best/`` and ``last/``: the step, the metric that selected the export and its evaluation."""
 
 
 class Trainer:
@@ -121,6 +132,8 @@ class Trainer:
         out = Path(config.output_dir)
         self.output_dir, self.checkpoints_dir = out, out / "checkpoints"
         self.metrics_log = MetricsLog(out / "metrics.jsonl", enabled=D.is_main_process())
+        self.run_dir: RunDirectory | None = None
+        self._interrupt_requested = False
 
     # ---------------------------------------------------------------- API for hooks and callers
     def compute_loss(self, batch: Any) -> dict[str, Tensor]:
@@ -168,11 +181,34 @@ class Trainer:
             ``{"global_step", "best_metric", "best_step", "best": metrics at the best step, "final": metrics
             of the last evaluation}`` (metric dicts ``None`` without ``evaluate``).
 
+        The run folder is prepared first (:func:`kexue.train.prepare_run_dir`, unless the caller already did).
+        On resume, ``best/`` is made consistent with the checkpoint: if it is missing (a crash between its two
+        renames that could not be repaired, or a deleted folder) it is re-exported when the checkpoint is the best
+        step, else best tracking restarts and a final evaluation is run, so ``best/`` always exists at the end.
+
         Raises:
-            ConfigError: a fresh run (``resume=False``) in a folder that already has checkpoints; resuming
-                with a different seed, batch size, accumulation, drop_last or number of processes.
+            ConfigError: the run folder's rules (:mod:`kexue.train.run_folder`); resuming with options that change
+                the training or a different number of processes.
             CheckpointError: an unreadable or incompatible checkpoint.
+            StorageError: a checkpoint, export or log cannot be written (naming the path and the last complete
+                checkpoint).
+            KeyboardInterrupt: after Ctrl-C, once the checkpoint of the current step is saved.
         """
+        cfg = self.config
+        self.run_dir = (take_prepared(cfg.output_dir)
+                        or prepare_run_dir(cfg, self.run_config, log=self._log, remember=False))
+        previous_handler = self._install_interrupt_handler()
+        try:
+            return self._fit()
+        except StorageError as err:
+            latest = find_latest_checkpoint(self.checkpoints_dir)
+            where = f"the last complete checkpoint is {latest}" if latest else "no complete checkpoint was written"
+            raise StorageError(f"{err}; {where} (free space, then continue with --resume)") from err
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+
+    def _fit(self) -> dict[str, Any]:
         cfg = self.config
         seed_everything(cfg.seed + self.rank)
         self.optimizer = self._optimizer_factory(self._params, cfg)
@@ -181,9 +217,15 @@ class Trainer:
         self.hooks.call("setup", self)
         rng_state = self._maybe_resume()
         if D.is_main_process():
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "config.json").write_text(
-                json.dumps({"trainer": cfg.to_dict(), **self.run_config}, indent=2, ensure_ascii=False) + "\n")
+            record = {"trainer": cfg.to_dict(), **self.run_config, OPTIONS_KEY: self.run_dir.options}
+            try:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                (self.output_dir / "config.json").write_text(json.dumps(record, indent=2, ensure_ascii=False)
+                                                             + "\n")
+            except OSError as exc:
+                raise storage_error(self.output_dir / "config.json", exc) from exc
+        if self.resumed:
+            self._reconcile_best()
         self.hooks.call("on_train_begin", self)
         if rng_state is not None:
             restore_rng_state(rng_state)
@@ -193,6 +235,7 @@ class Trainer:
         try:
             while self.state.global_step < self.total_steps:
                 self._run_epoch(bar, window)
+                self._check_interrupt()
             if self.state.last_eval_step != self.state.global_step:
                 self._run_evaluation(bar)
             self.hooks.call("on_train_end", self)
@@ -250,6 +293,8 @@ class Trainer:
                 self._run_evaluation(bar)
             if cfg.save_every is not None and s.global_step % cfg.save_every == 0:
                 self._save_checkpoint()
+            if self._interrupt_requested and s.batches_done < n and s.global_step < self.total_steps:
+                self._check_interrupt()
         if s.batches_done >= n:
             self.hooks.call("on_epoch_end", self, s.epoch)
             s.epoch, s.batches_done = s.epoch + 1, 0
@@ -327,9 +372,66 @@ class Trainer:
     def _export(self, name: str) -> None:
         if D.is_main_process():
             model = self.hooks.eval_model(self, self.model)
+            s = self.state
+            info = {"name": name, "step": s.global_step, "metric_for_best": self.config.metric_for_best,
+                    "metrics": s.best_metrics if name == "best" else s.last_metrics}
             with atomic_directory(self.output_dir / name) as tmp:
-                self._save_model(model, tmp)
+                try:
+                    self._save_model(model, tmp)
+                except Exception as exc:
+                    if not is_write_failure(exc):
+                        raise
+                    raise storage_error(self.output_dir / name, exc) from exc
+                (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         D.barrier()
+
+    def _reconcile_best(self) -> None:
+        """After a resume: make sure ``best/`` exists and is not older than the checkpoint's best step."""
+        s, cfg = self.state, self.config
+        if cfg.metric_for_best is None or s.best_step is None:
+            return
+        exported = _read_export_step(self.output_dir / "best")
+        if exported is not None and exported >= s.best_step:
+            return
+        if s.best_step == s.global_step:
+            self._log(f"resume: {self.output_dir / 'best'} was missing or stale; re-exported it from the "
+                      f"checkpoint of step {s.global_step}")
+            self._export("best")
+            return
+        self._log(f"resume: {self.output_dir / 'best'} is missing and the weights of its step {s.best_step} are "
+                  "no longer saved; best/ now holds the best of the evaluations from here on")
+        s.best_metric = s.best_step = s.best_metrics = None
+        s.last_eval_step = None  # evaluate at least once more, so best/ exists at the end
+
+    # ---------------------------------------------------------------- Ctrl-C
+    def _install_interrupt_handler(self):
+        """Route the first SIGINT to :meth:`_on_interrupt` (single process, main thread only)."""
+        if self.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            return None
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None  # someone else (a debugger, a notebook) handles Ctrl-C
+        return signal.signal(signal.SIGINT, self._on_interrupt)
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        if self._interrupt_requested:
+            raise KeyboardInterrupt
+        self._interrupt_requested = True
+        self._log("interrupt: finishing the current step, then saving a checkpoint (Ctrl-C again to stop at once)")
+
+    def _check_interrupt(self) -> None:
+        if not self._interrupt_requested:
+            return
+        if not any(step == self.state.global_step for step, _ in list_checkpoints(self.checkpoints_dir)):
+            self._save_checkpoint()
+        where = find_latest_checkpoint(self.checkpoints_dir)
+        message = (f"interrupted at step {self.state.global_step} of {self.total_steps}: checkpoint saved in {where}; "
+                   f"continue with --resume (same --output {self.output_dir})")
+        self._log(message)
+        raise KeyboardInterrupt(message)
+
+    def _log(self, message: str) -> None:
+        if D.is_main_process():
+            print(message, file=sys.stderr, flush=True)
 
     def _plot(self) -> None:
         if self._plotted_step == self.state.global_step:
@@ -351,8 +453,8 @@ class Trainer:
         cfg = self.config
         if not cfg.resume:
             if list_checkpoints(self.checkpoints_dir):
-                raise ConfigError(f"resume: {self.checkpoints_dir} already holds checkpoints; pass resume=True "
-                                  "to continue that run or choose another output_dir")
+                raise ConfigError(f"--output {self.output_dir}: already holds checkpoints; pass --resume to continue "
+                                  "that run, --overwrite to replace it, or choose another --output")
             if D.is_main_process():
                 self.metrics_log.path.unlink(missing_ok=True)
             return None
@@ -363,6 +465,7 @@ class Trainer:
             return None
         mine = restore_checkpoint(self, load_checkpoint(path), path)
         self.resumed = True
+        self._log(f"resumed from {path} (step {self.state.global_step} of {self.total_steps})")
         D.barrier()
         self.metrics_log.truncate_after(self.state.global_step)
         self._log_sums, self._log_steps = dict(mine["log_sums"]), int(mine["log_steps"])
@@ -377,3 +480,11 @@ class Trainer:
         if total == 0:
             raise ConfigError("batch_size: no complete batch in the training data (drop_last=True)")
         return total
+
+
+def _read_export_step(folder: Path) -> int | None:
+    """The step recorded in an export's :data:`EXPORT_INFO`, or ``None`` if the export or its record is missing."""
+    try:
+        return int(json.loads((folder / EXPORT_INFO).read_text(encoding="utf-8"))["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
