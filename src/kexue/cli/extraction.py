@@ -30,6 +30,8 @@ RunModel = Annotated[str, typer.Option("--model", "-m", help="Run folder (its be
 Input = Annotated[Optional[Path], typer.Option("--input", "-i", help="Text lines (default stdin).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON lines file (default stdout).")]
 PredictBatch = Annotated[int, typer.Option(help="Texts per forward pass.")]
+HeadLR = Annotated[Optional[float], typer.Option(help="Peak learning rate of the task head (absolute; the encoder "
+                                                      "stays at --lr). Default: the same as --lr.")]
 
 
 def _common(model: str, data: str, max_length: int, head_size: int, train_limit: int | None,
@@ -65,12 +67,12 @@ def train_ner_command(
     epochs: O.Epochs = 3, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 16, lr: O.LearningRate = 5e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
-    progress: O.ProgressBar = True,
+    progress: O.ProgressBar = True, head_lr: HeadLR = None,
 ) -> None:
     """Train an NER model (GlobalPointer kexue.fm/archives/8373, Efficient GP /8877, CRF, softmax)."""
     from kexue.tasks.ner import NerConfig, train_ner
 
-    cfg = NerConfig(head=head, crf_lr_multiplier=crf_lr_multiplier, lenient_bio=lenient_bio,
+    cfg = NerConfig(head=head, crf_lr_multiplier=crf_lr_multiplier, lenient_bio=lenient_bio, head_lr=head_lr,
                     **_common(model, data, max_length, head_size, train_limit, eval_limit, scratch_hidden,
                               scratch_layers, scratch_heads))
     _train(train_ner, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
@@ -87,13 +89,14 @@ def train_relation_command(
     epochs: O.Epochs = 3, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 16, lr: O.LearningRate = 5e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
-    progress: O.ProgressBar = True,
+    progress: O.ProgressBar = True, head_lr: HeadLR = None,
 ) -> None:
     """Train GPLinker for joint entity-relation extraction (kexue.fm/archives/8888)."""
     from kexue.tasks.relation import RelationConfig, train_relation
 
-    cfg = RelationConfig(efficient=efficient, **_common(model, data, max_length, head_size, train_limit, eval_limit,
-                                                        scratch_hidden, scratch_layers, scratch_heads))
+    cfg = RelationConfig(efficient=efficient, head_lr=head_lr,
+                         **_common(model, data, max_length, head_size, train_limit, eval_limit, scratch_hidden,
+                                   scratch_layers, scratch_heads))
     _train(train_relation, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
            warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
            eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
@@ -108,13 +111,14 @@ def train_event_command(
     epochs: O.Epochs = 3, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 16, lr: O.LearningRate = 5e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
-    progress: O.ProgressBar = True,
+    progress: O.ProgressBar = True, head_lr: HeadLR = None,
 ) -> None:
     """Train GPLinker for joint event extraction (kexue.fm/archives/8926)."""
     from kexue.tasks.event import EventConfig, train_event
 
-    cfg = EventConfig(efficient=efficient, **_common(model, data, max_length, head_size, train_limit, eval_limit,
-                                                     scratch_hidden, scratch_layers, scratch_heads))
+    cfg = EventConfig(efficient=efficient, head_lr=head_lr,
+                      **_common(model, data, max_length, head_size, train_limit, eval_limit, scratch_hidden,
+                                scratch_layers, scratch_heads))
     _train(train_event, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
            warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
            eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)

@@ -20,7 +20,8 @@ from torch import nn
 
 from kexue.errors import ConfigError
 
-__all__ = ["DEFAULT_NO_DECAY", "name_matches", "lr_multiplier_groups", "layerwise_lr_decay_groups", "layerwise_lr"]
+__all__ = ["DEFAULT_NO_DECAY", "name_matches", "lr_multiplier_groups", "layerwise_lr_decay_groups", "layerwise_lr",
+           "head_lr_multipliers"]
 
 _GLOB_CHARS = set("*?[")
 DEFAULT_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -154,3 +155,36 @@ def layerwise_lr_decay_groups(model: nn.Module, base_lr: float, decay: float, nu
         wd = 0.0 if no_decay and any(name.endswith(nd) for nd in no_decay) else weight_decay
         entries.append((name, p, mult, wd))
     return _groups_from(entries, base_lr)
+
+
+def head_lr_multipliers(lr: float, head_lr: float | None, head_patterns: Sequence[str]) -> dict[str, float]:
+    """``{pattern: head_lr / lr}`` for the task head's parameter patterns: the head learns at the absolute rate
+    ``head_lr`` while the encoder stays at ``lr`` (``--head-lr`` of every ``kexue train`` recipe).
+
+    A randomly initialised head on a pretrained encoder usually wants a much larger step than the encoder
+    (the CRF case of https://kexue.fm/archives/7196 is the extreme one; a CRF's own transition multiplier is a
+    re-parameterisation inside the CRF and multiplies on top of this). The result feeds ``lr_multipliers`` of
+    :func:`lr_multiplier_groups` / :func:`kexue.train.technique_hooks.build_optimizer_factory`; because the
+    schedule multiplies each group's initial lr, the head keeps the ratio ``head_lr / lr`` through warm-up and
+    decay.
+
+    Args:
+        lr: the encoder's peak learning rate (``--lr``), > 0.
+        head_lr: the head's peak learning rate (``--head-lr``), > 0; ``None`` = the same as ``lr`` (returns ``{}``).
+        head_patterns: name patterns (see :func:`name_matches`) of the head's parameters, e.g. ``("head",)``.
+
+    Returns:
+        ``{pattern: head_lr / lr}`` for every pattern (``{}`` when ``head_lr`` is None).
+
+    Raises:
+        ConfigError: ``head_lr <= 0`` or ``lr <= 0`` (naming ``--head-lr`` / ``--lr``), or no pattern.
+    """
+    if head_lr is None:
+        return {}
+    if not head_lr > 0:
+        raise ConfigError(f"--head-lr: expected a learning rate > 0, got {head_lr}")
+    if not lr > 0:
+        raise ConfigError(f"--lr: expected a learning rate > 0, got {lr}")
+    if not head_patterns:
+        raise ConfigError("--head-lr: this model names no head parameters to give it to")
+    return {pattern: float(head_lr) / float(lr) for pattern in head_patterns}

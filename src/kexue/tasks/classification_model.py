@@ -49,6 +49,9 @@ class SequenceClassifier(nn.Module):
     (float). Raises ConfigError for bad sizes or options.
     """
 
+    #: name patterns (:func:`kexue.optim.name_matches`) of the task head's parameters, which ``--head-lr`` targets
+    HEAD_PATTERNS = ("classifier",)
+
     def __init__(self, backbone: nn.Module, num_labels: int, tokenizer: Tokenizer, pooling: str = "cls",
                  dropout: float = 0.1, max_length: int = 128, pair: bool = False,
                  ladder: dict[str, Any] | None = None) -> None:

@@ -36,7 +36,10 @@ from kexue.models.auto import load_encoder
 from kexue.tasks.extraction_data import ExtractionSplits
 from kexue.tasks.common import ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
+from kexue.optim.param_groups import head_lr_multipliers
 from kexue.train.distributed import unwrap_model
+from kexue.train.optimization import no_decay_parameter_names
+from kexue.train.technique_hooks import build_optimizer_factory
 
 MODEL_CONFIG = "kexue_extraction.json"
 HEAD_WEIGHTS = "extraction_head.safetensors"
@@ -254,6 +257,9 @@ class ExtractionConfig:
         max_length: tokens per text. head_size: ``d`` of the GlobalPointer heads.
         train_limit / eval_limit: use only the first N examples of train / of dev and test.
         eval_batch_size: texts per forward pass when evaluating.
+        head_lr: the task head's peak learning rate (``--head-lr``, absolute; the backbone stays at ``--lr``);
+            ``None`` = the same as ``--lr``. A CRF's transition multiplier (``crf_lr_multiplier``) is separate and
+            multiplies on top of it (https://kexue.fm/archives/7196).
     """
 
     model: str = "minilm"
@@ -263,6 +269,7 @@ class ExtractionConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     eval_batch_size: int = 64
+    head_lr: float | None = None
     scratch: ScratchModel = field(default_factory=ScratchModel)
 
     def __post_init__(self) -> None:
@@ -272,6 +279,8 @@ class ExtractionConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {value}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise ConfigError(f"--head-lr: expected a learning rate > 0, got {self.head_lr}")
 
 
 def encode_split(task: ExtractionTask, tokenizer: Tokenizer, examples: Sequence[Any], max_length: int
@@ -280,6 +289,13 @@ def encode_split(task: ExtractionTask, tokenizer: Tokenizer, examples: Sequence[
     items = tokenize(tokenizer, [e.text for e in examples], max_length)
     dropped = sum(task.encode(e, it) for e, it in zip(examples, items, strict=True))
     return items, dropped
+
+
+def head_lr_optimizer_factory(model: ExtractionModel, head_lr: float, lr: float) -> Callable:
+    """AdamW (the Trainer's defaults, weight-decay exemptions kept) with ``model.head`` at ``head_lr`` and the
+    backbone at ``lr`` (raises ConfigError for a rate <= 0, naming ``--head-lr`` / ``--lr``)."""
+    return build_optimizer_factory("adamw", lr_multipliers=head_lr_multipliers(lr, head_lr, ("head",)),
+                                   no_decay=no_decay_parameter_names(model))
 
 
 def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: TrainerConfig, splits: ExtractionSplits,
@@ -322,6 +338,10 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
         return metrics
 
     trainer_cfg.metric_for_best = trainer_cfg.metric_for_best or "f1"
+    if cfg.head_lr is not None:
+        if optimizer_factory is not None:
+            raise ConfigError("--head-lr: cannot be combined with a custom optimizer factory")
+        optimizer_factory = head_lr_optimizer_factory(model, cfg.head_lr, trainer_cfg.learning_rate)
     trainer = Trainer(model, trainer_cfg, items, compute_loss=compute_loss,
                       collate_fn=lambda chunk: collate(chunk, task, tokenizer.pad_token_id, with_labels=True),
                       evaluate=evaluate, batch_sampler=batches, optimizer_factory=optimizer_factory,
