@@ -141,7 +141,9 @@ def test_adam_differing_micro_gradients_first_moment_exact_second_inflated():
     assert bool((state["exp_avg_sq"] >= v_explicit).all())
     # property 6: with zero init, after t = k the bias-corrected first moment is the mean gradient
     assert torch.allclose(state["exp_avg"] / (1 - betas[0]), mean, rtol=0, atol=1e-15)
-    assert set(state) == {"step", "exp_avg", "exp_avg_sq"}  # no gradient cache
+    # no gradient cache: two moment buffers, the update count and the int index of the last gradient's cycle
+    assert set(state) == {"step", "exp_avg", "exp_avg_sq", "cycle"}
+    assert state["step"].numel() == 1 and isinstance(state["cycle"], int)
 
 
 def test_beta_tilde_table_and_state_contents():
@@ -154,7 +156,7 @@ def test_beta_tilde_table_and_state_contents():
     opt = AccumSGDM([th], lr=0.1, accumulation_steps=2)
     th.grad = torch.ones(3)
     opt.step()
-    assert set(opt.state[th]) == {"momentum_buffer"}
+    assert set(opt.state[th]) == {"momentum_buffer", "cycle"} and isinstance(opt.state[th]["cycle"], int)
     with pytest.raises(ConfigError):
         AccumSGDM([th], lr=0.1, accumulation_steps=0)
     with pytest.raises(ConfigError):

@@ -71,7 +71,8 @@ def train_classify_command(
     epochs: O.Epochs = 1, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 32, lr: O.LearningRate = 5e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
-    progress: O.ProgressBar = True,
+    progress: O.ProgressBar = True, save_every: O.SaveEvery = O.DEFAULT_SAVE_EVERY,
+    keep_checkpoints: O.KeepCheckpoints = 1, overwrite: O.Overwrite = False,
 ) -> None:
     """Fine-tune a text (pair) classifier, with the training techniques of kexue.fm as switches."""
     from kexue.tasks.classification import ClassifyConfig, train_classify
@@ -89,6 +90,7 @@ def train_classify_command(
     tcfg = O.trainer_config(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                             eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,
+                            save_every=save_every, keep_checkpoints=keep_checkpoints, overwrite=overwrite,
                             metric_for_best="accuracy")
     results = train_classify(cfg, tcfg, log=typer.echo)
     typer.echo(f"best model: {results['best_dir']}  (results: {output / 'results.json'})")

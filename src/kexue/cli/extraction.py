@@ -67,6 +67,8 @@ def train_ner_command(
     epochs: O.Epochs = 3, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 16, lr: O.LearningRate = 5e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
+    save_every: O.SaveEvery = O.DEFAULT_SAVE_EVERY, keep_checkpoints: O.KeepCheckpoints = 1,
+    overwrite: O.Overwrite = False,
     progress: O.ProgressBar = True, head_lr: HeadLR = None,
 ) -> None:
     """Train an NER model (GlobalPointer kexue.fm/archives/8373, Efficient GP /8877, CRF, softmax)."""
@@ -77,7 +79,8 @@ def train_ner_command(
                               scratch_layers, scratch_heads))
     _train(train_ner, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
            warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
+           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,
+           save_every=save_every, keep_checkpoints=keep_checkpoints, overwrite=overwrite)
 
 
 @train_app.command("relation")
@@ -89,6 +92,8 @@ def train_relation_command(
     epochs: O.Epochs = 3, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 16, lr: O.LearningRate = 5e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
+    save_every: O.SaveEvery = O.DEFAULT_SAVE_EVERY, keep_checkpoints: O.KeepCheckpoints = 1,
+    overwrite: O.Overwrite = False,
     progress: O.ProgressBar = True, head_lr: HeadLR = None,
 ) -> None:
     """Train GPLinker for joint entity-relation extraction (kexue.fm/archives/8888)."""
@@ -99,7 +104,8 @@ def train_relation_command(
                                    scratch_layers, scratch_heads))
     _train(train_relation, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
            warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
+           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,
+           save_every=save_every, keep_checkpoints=keep_checkpoints, overwrite=overwrite)
 
 
 @train_app.command("event")
@@ -111,6 +117,8 @@ def train_event_command(
     epochs: O.Epochs = 3, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 16, lr: O.LearningRate = 5e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
+    save_every: O.SaveEvery = O.DEFAULT_SAVE_EVERY, keep_checkpoints: O.KeepCheckpoints = 1,
+    overwrite: O.Overwrite = False,
     progress: O.ProgressBar = True, head_lr: HeadLR = None,
 ) -> None:
     """Train GPLinker for joint event extraction (kexue.fm/archives/8926)."""
@@ -121,7 +129,8 @@ def train_event_command(
                                 scratch_layers, scratch_heads))
     _train(train_event, cfg, output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
            warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress)
+           eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,
+           save_every=save_every, keep_checkpoints=keep_checkpoints, overwrite=overwrite)
 
 
 def read_lines(path: Path | None) -> list[str]:

@@ -80,7 +80,8 @@ def train_sts_command(
     epochs: O.Epochs = 1, max_steps: O.MaxSteps = None, batch_size: O.BatchSize = 32, lr: O.LearningRate = 2e-5,
     warmup_ratio: O.WarmupRatio = 0.1, weight_decay: O.WeightDecay = 0.01, max_grad_norm: O.GradClip = 1.0,
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
-    progress: O.ProgressBar = True,
+    progress: O.ProgressBar = True, save_every: O.SaveEvery = O.DEFAULT_SAVE_EVERY,
+    keep_checkpoints: O.KeepCheckpoints = 1, overwrite: O.Overwrite = False,
 ) -> None:
     """Fine-tune a sentence encoder on sentence pairs (CoSENT, https://kexue.fm/archives/8847)."""
     from kexue.models.auto import check_max_length
@@ -96,6 +97,7 @@ def train_sts_command(
     tcfg = O.trainer_config(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                             eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,
+                            save_every=save_every, keep_checkpoints=keep_checkpoints, overwrite=overwrite,
                             metric_for_best="spearman")
     results = train_sts(cfg, tcfg, log=typer.echo)
     if results:  # empty on the non-zero ranks of a torchrun launch

@@ -43,7 +43,12 @@ def beta_tilde(beta: float, k: int) -> float:
     return 1.0 - (1.0 - beta) / k
 
 
-def _check_common(lr: float, accumulation_steps: int, mode: str) -> None:
+_MISSING = ("skip", "zero")
+
+
+def _check_common(lr: float, accumulation_steps: int, mode: str, missing_grad: str = "skip") -> None:
+    if missing_grad not in _MISSING:
+        raise ConfigError(f"missing_grad must be one of {_MISSING}, got {missing_grad!r}")
     if lr < 0.0:
         raise ConfigError(f"lr must be >= 0, got {lr}")
     if int(accumulation_steps) != accumulation_steps or accumulation_steps < 1:
@@ -71,21 +76,42 @@ class _AccumBase(Optimizer):
         return self._is_update_step
 
     @staticmethod
-    def _grads(group: dict[str, Any], state: Any) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(param, grad)``; a parameter that already has state and no ``.grad`` gets a zero gradient.
+    def _micro_grads(group: dict[str, Any], state: Any) -> Iterable[tuple[torch.Tensor, torch.Tensor, bool]]:
+        """Yield ``(param, grad, first_in_cycle)`` for the parameters that take part in this micro-step.
 
-        That keeps the accumulation cycle aligned when a parameter is unused on some micro-batch (its
-        contribution to the mean is zero). Parameters never seen with a gradient are skipped, as in torch.optim.
+        ``missing_grad="skip"`` (default, torch.optim's rule): a parameter whose ``.grad`` is None is left out
+        of this micro-step; within a cycle its missing micro-gradients count as zero (classic accumulation sums
+        the ``.grad`` that exist), and a cycle without any gradient leaves it untouched: no moment decay, no
+        update, no step count, no weight decay. ``missing_grad="zero"`` (the behaviour before the fix): a
+        parameter that already has state and no ``.grad`` gets a zero gradient, so its moments decay and it
+        keeps moving on its momentum. Parameters never seen with a gradient are skipped in both.
+
+        ``first_in_cycle`` is True on the parameter's first gradient of the current ``k``-step cycle (when its
+        moments are decayed); ``state[p]["cycle"]`` records that cycle's index. The micro-step counter lives in
+        the group, so every parameter's cycle stays aligned whatever gradients are missing.
         """
+        t, k = group["micro_step"], group["accumulation_steps"]
+        cycle = (t - 1) // k
         for p in group["params"]:
-            if p.grad is None:
-                if len(state[p]) == 0:
+            grad = p.grad
+            if grad is None:
+                if group["missing_grad"] == "skip" or len(state[p]) == 0:
                     continue
-                yield p, torch.zeros_like(p)
-            else:
-                if p.grad.is_sparse:
-                    raise ConfigError("sparse gradients are not supported by the accumulating optimizers")
-                yield p, p.grad
+                grad = torch.zeros_like(p)
+            elif grad.is_sparse:
+                raise ConfigError("sparse gradients are not supported by the accumulating optimizers")
+            st = state[p]
+            # a state saved before the cycle index existed: its moments were decayed in the last step's cycle
+            last = st.setdefault("cycle", (t - 2) // k) if len(st) else -1
+            if len(st):
+                st["cycle"] = cycle
+            yield p, grad, last != cycle
+
+    @staticmethod
+    def _to_update(group: dict[str, Any], state: Any) -> Iterable[torch.Tensor]:
+        """Parameters that received a gradient in the cycle that ends at this micro-step."""
+        cycle = (group["micro_step"] - 1) // group["accumulation_steps"]
+        return [p for p in group["params"] if state[p].get("cycle") == cycle]
 
 
 class AccumSGDM(_AccumBase):
@@ -108,20 +134,24 @@ class AccumSGDM(_AccumBase):
         accumulation_steps: k ≥ 1 micro-steps per real update.
         mode: ``"exact"`` | ``"sparse_update"`` | ``"beta_tilde"``.
         weight_decay: L2 coefficient added to the gradient (``g + wd·θ``), as in torch's SGD.
+        missing_grad: ``"skip"`` (default, as torch.optim: a parameter whose ``.grad`` is None on a micro-step
+            contributes nothing to it, and one without any gradient in a cycle is not touched) or ``"zero"``
+            (the earlier behaviour: treat it as a zero gradient, so it keeps moving on its momentum).
 
-    State per parameter: ``momentum_buffer`` only (no gradient cache); the micro-step counter lives in the group.
+    State per parameter: ``momentum_buffer`` (no gradient cache) and the integer ``cycle`` of its last gradient;
+    the micro-step counter lives in the group.
     Raises ConfigError for invalid options. Source: https://kexue.fm/archives/8634
     """
 
     def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.9, accumulation_steps: int = 1,
-                 mode: str = "exact", weight_decay: float = 0.0) -> None:
-        _check_common(lr, accumulation_steps, mode)
+                 mode: str = "exact", weight_decay: float = 0.0, missing_grad: str = "skip") -> None:
+        _check_common(lr, accumulation_steps, mode, missing_grad)
         if not 0.0 <= momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
         if weight_decay < 0.0:
             raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}")
         defaults = dict(lr=lr, momentum=momentum, accumulation_steps=int(accumulation_steps), mode=mode,
-                        weight_decay=weight_decay)
+                        weight_decay=weight_decay, missing_grad=missing_grad)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -134,14 +164,16 @@ class AccumSGDM(_AccumBase):
         any_update = False
         for group in self.param_groups:
             k, beta, mode = group["accumulation_steps"], group["momentum"], group["mode"]
+            group.setdefault("missing_grad", "skip")
             group["micro_step"] += 1
             t = group["micro_step"]
-            first, update = (t - 1) % k == 0, t % k == 0
+            update = t % k == 0
             any_update = any_update or update
-            for p, g in self._grads(group, self.state):
+            for p, g, first in self._micro_grads(group, self.state):
                 state = self.state[p]
                 if len(state) == 0:
                     state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["cycle"] = (t - 1) // k
                 m = state["momentum_buffer"]
                 if group["weight_decay"] != 0.0:
                     g = g.add(p, alpha=group["weight_decay"])
@@ -152,8 +184,9 @@ class AccumSGDM(_AccumBase):
                 else:
                     b = beta if mode == "sparse_update" else beta_tilde(beta, k)
                     m.mul_(b).add_(g, alpha=1.0 - b)
-                if update:
-                    p.add_(m, alpha=-group["lr"])
+            if update:
+                for p in self._to_update(group, self.state):
+                    p.add_(self.state[p]["momentum_buffer"], alpha=-group["lr"])
         self._is_update_step = any_update
         return loss
 
@@ -178,15 +211,21 @@ class AccumAdam(_AccumBase):
         lr: learning rate. betas: (β1, β2). eps: ε. weight_decay: coefficient.
         accumulation_steps: k ≥ 1. mode: ``"exact"`` | ``"sparse_update"`` | ``"beta_tilde"``.
         eps_mode: ``"outside"`` | ``"inside"``. decoupled_weight_decay: AdamW-style decay if True.
+        missing_grad: ``"skip"`` (default, torch.optim's rule: with k=1 a parameter whose ``.grad`` is None is
+            not touched, exactly as ``torch.optim.Adam``; with k>1 its missing micro-gradients count as zero and
+            a cycle without any gradient leaves it, its moments and its step count untouched) or ``"zero"`` (the
+            earlier behaviour: a zero gradient, so the moments decay and it keeps moving on its momentum).
 
-    State per parameter: ``step`` (real updates, float tensor), ``exp_avg``, ``exp_avg_sq`` — no gradient cache.
+    State per parameter: ``step`` (its real updates, float tensor; the bias correction of ``"exact"`` uses it),
+    ``exp_avg``, ``exp_avg_sq`` and the integer ``cycle`` of its last gradient — no gradient cache.
     Raises ConfigError for invalid options. Source: https://kexue.fm/archives/8634
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, accumulation_steps: int = 1, mode: str = "exact",
-                 eps_mode: str = "outside", decoupled_weight_decay: bool = False) -> None:
-        _check_common(lr, accumulation_steps, mode)
+                 eps_mode: str = "outside", decoupled_weight_decay: bool = False,
+                 missing_grad: str = "skip") -> None:
+        _check_common(lr, accumulation_steps, mode, missing_grad)
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ConfigError(f"betas must be in [0, 1), got {betas}")
         if eps < 0.0 or weight_decay < 0.0:
@@ -195,7 +234,7 @@ class AccumAdam(_AccumBase):
             raise ConfigError(f"eps_mode must be 'outside' or 'inside', got {eps_mode!r}")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         accumulation_steps=int(accumulation_steps), mode=mode, eps_mode=eps_mode,
-                        decoupled_weight_decay=decoupled_weight_decay)
+                        decoupled_weight_decay=decoupled_weight_decay, missing_grad=missing_grad)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -210,16 +249,18 @@ class AccumAdam(_AccumBase):
             k, mode = group["accumulation_steps"], group["mode"]
             beta1, beta2 = group["betas"]
             lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            group.setdefault("missing_grad", "skip")
             group["micro_step"] += 1
             t = group["micro_step"]
-            first, update = (t - 1) % k == 0, t % k == 0
+            update = t % k == 0
             any_update = any_update or update
-            for p, g in self._grads(group, self.state):
+            for p, g, first in self._micro_grads(group, self.state):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = torch.tensor(0.0, dtype=torch.float64)
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["cycle"] = (t - 1) // k
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 if wd != 0.0 and not group["decoupled_weight_decay"]:
                     g = g.add(p, alpha=wd)
@@ -234,8 +275,11 @@ class AccumAdam(_AccumBase):
                                                                               beta_tilde(beta2, k))
                     m.lerp_(g, 1.0 - b1)
                     v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-                if not update:
-                    continue
+            if not update:
+                continue
+            for p in self._to_update(group, self.state):
+                state = self.state[p]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
                 state["step"] += 1
                 if wd != 0.0 and group["decoupled_weight_decay"]:
                     p.mul_(1.0 - lr * wd)
@@ -264,7 +308,7 @@ class AccumAdamW(AccumAdam):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01, accumulation_steps: int = 1, mode: str = "exact",
-                 eps_mode: str = "outside") -> None:
+                 eps_mode: str = "outside", missing_grad: str = "skip") -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          accumulation_steps=accumulation_steps, mode=mode, eps_mode=eps_mode,
-                         decoupled_weight_decay=True)
+                         decoupled_weight_decay=True, missing_grad=missing_grad)
