@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -75,8 +74,12 @@ def train_classify_command(
     keep_checkpoints: O.KeepCheckpoints = 1, overwrite: O.Overwrite = False,
 ) -> None:
     """Fine-tune a text (pair) classifier, with the training techniques of kexue.fm as switches."""
+    from kexue.models.auto import check_max_length
     from kexue.tasks.classification import ClassifyConfig, train_classify
+    from kexue.tasks.common import SCRATCH
 
+    if model != SCRATCH:
+        check_max_length(model, max_length)
     cfg = ClassifyConfig(model=model, data=data, pooling=pooling, max_length=max_length, train_limit=train_limit,
                          eval_limit=eval_limit, optimizer=optimizer, accumulation_steps=accumulation_steps,
                          child_tuning=child_tuning, reserve_p=reserve_p, child_tuning_apply_to=child_tuning_apply_to,
@@ -101,14 +104,13 @@ def predict_classify_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Run folder (uses best/) or saved classifier.")],
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Text lines (default stdin); pair "
                                                                         "models: text_a<TAB>text_b.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 64,
 ) -> None:
-    """Classify text lines; one JSON object per line: {"label": id, "probs": [...]}."""
+    """Classify text lines (UTF-8; blank lines only at the end); one JSON object per line:
+    {"label": id, "probs": [...]}."""
+    from kexue.cli.inputs import read_text_lines
     from kexue.tasks.classification import predict_classify
 
-    text = input.read_text(encoding="utf-8") if input else sys.stdin.read()
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = read_text_lines(input)
     for row in predict_classify(model, lines, batch_size=batch_size, where=str(input or "<stdin>")):
         typer.echo(json.dumps(row))
