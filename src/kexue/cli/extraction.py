@@ -12,7 +12,7 @@ import typer
 
 from kexue.cli import options as O
 from kexue.cli.app import predict_app, train_app
-from kexue.errors import ConfigError
+from kexue.cli.inputs import read_text_lines
 
 Model = Annotated[str, typer.Option("--model", "-m", help="minilm, a checkpoint folder, or 'scratch' (character "
                                                           "vocabulary from the training texts).")]
@@ -29,15 +29,18 @@ ScratchHeads = Annotated[int, typer.Option(help="--model scratch: attention head
 RunModel = Annotated[str, typer.Option("--model", "-m", help="Run folder (its best/) or saved model folder.")]
 Input = Annotated[Optional[Path], typer.Option("--input", "-i", help="Text lines (default stdin).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON lines file (default stdout).")]
-PredictBatch = Annotated[int, typer.Option(help="Texts per forward pass.")]
+PredictBatch = Annotated[int, typer.Option(min=1, help="Texts per forward pass.")]
 HeadLR = Annotated[Optional[float], typer.Option(help="Peak learning rate of the task head (absolute; the encoder "
                                                       "stays at --lr). Default: the same as --lr.")]
 
 
 def _common(model: str, data: str, max_length: int, head_size: int, train_limit: int | None,
             eval_limit: int | None, scratch_hidden: int, scratch_layers: int, scratch_heads: int) -> dict[str, Any]:
-    from kexue.tasks.common import ScratchModel
+    from kexue.models.auto import check_max_length
+    from kexue.tasks.common import SCRATCH, ScratchModel
 
+    if model != SCRATCH:
+        check_max_length(model, max_length)
     scratch = ScratchModel(hidden_size=scratch_hidden, num_hidden_layers=scratch_layers,
                            num_attention_heads=scratch_heads, intermediate_size=4 * scratch_hidden)
     return {"model": model, "data": data, "max_length": max_length, "head_size": head_size,
@@ -133,26 +136,10 @@ def train_event_command(
            save_every=save_every, keep_checkpoints=keep_checkpoints, overwrite=overwrite)
 
 
-def read_lines(path: Path | None) -> list[str]:
-    """Text lines of ``path`` (or stdin), without line endings.
-
-    Raises:
-        ConfigError: an empty or whitespace-only line (named by file and line).
-    """
-    text = path.read_text(encoding="utf-8") if path else sys.stdin.read()
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    if lines and lines[-1] == "":
-        lines.pop()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            raise ConfigError(f"{path or '<stdin>'}:{i}: empty line; expected one text per line")
-    return lines
-
-
 def _predict(load, model: str, input: Path | None, output: Path | None, batch_size: int) -> None:
     from kexue.tasks.extraction_common import predict, tokenize
 
-    lines = read_lines(input)
+    lines = read_text_lines(input)
     loaded = load(model)
     items = tokenize(loaded.tokenizer, lines, loaded.max_length)
     preds = predict(loaded, items, batch_size)
