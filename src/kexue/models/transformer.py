@@ -23,6 +23,7 @@ from kexue.models.config import TransformerConfig
 from kexue.models.heads import MaskedLMHead, NSPHead, Pooler, activation
 from kexue.models.outputs import TransformerOutput
 from kexue.nn.attention import MultiHeadAttention, entropy_invariant_factor
+from kexue.nn.fused import FUSED_ACTIVATIONS, fused_linear
 from kexue.nn.masks import build_attention_mask, key_counts, mask_to_bias
 from kexue.nn.norms import make_norm
 from kexue.nn.rotary import rotary_tables
@@ -68,10 +69,20 @@ class TransformerBlock(nn.Module):
         self.output_norm = make_norm(config.norm_type, config.hidden_size, config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.act = activation(config.hidden_act)
+        self.act_name = config.hidden_act
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None, rope, scale_factor, prev_scores,
                 need_scores: bool, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``x`` ``[B, L, H]`` -> ``(x', raw attention scores or None)``; see :class:`MultiHeadAttention`."""
+        """``x`` ``[B, L, H]`` -> ``(x', raw attention scores or None)``; see :class:`MultiHeadAttention`.
+
+        In eval mode with ``alpha = 1`` (no dropout, plain residuals) the residual adds and the activation run
+        as post-ops of the projections' GEMMs (:func:`kexue.nn.fused.fused_linear`); same values otherwise.
+        """
+        if not self.training and alpha == 1.0 and self.act_name in FUSED_ACTIVATIONS:
+            x, scores = self.attention(x, bias, rope, scale_factor, prev_scores, need_scores, residual=x)
+            x = self.attention_norm(x)
+            h = fused_linear(self.intermediate, x, activation=self.act_name)
+            return self.output_norm(fused_linear(self.output, h, residual=x)), scores
         a, scores = self.attention(x, bias, rope, scale_factor, prev_scores, need_scores)
         a = self.dropout(a)
         x = self.attention_norm(x + (a if alpha == 1.0 else alpha * a))

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kexue.errors import ConfigError
+from kexue.nn.fused import fused_linear
 from kexue.nn.rotary import apply_rotary
 
 ATTENTION_SCALES = ("standard", "entropy_invariant")
@@ -37,6 +38,7 @@ class MultiHeadAttention(nn.Module):
 
     Uses ``torch.nn.functional.scaled_dot_product_attention`` unless raw scores are needed (residual
     attention, or ``need_scores``), in which case it computes ``softmax(QK^T·scale + bias)V`` explicitly.
+    At inference the projections (and an optional residual add) run through :func:`kexue.nn.fused.fused_linear`.
 
     Args:
         hidden_size: ``H``; num_heads: ``h`` (``H % h == 0``).
@@ -65,6 +67,7 @@ class MultiHeadAttention(nn.Module):
         scale_factor: torch.Tensor | None = None,
         prev_scores: torch.Tensor | None = None,
         need_scores: bool = False,
+        residual: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend.
 
@@ -76,11 +79,12 @@ class MultiHeadAttention(nn.Module):
                 scale) or ``None``.
             prev_scores: previous layer's raw scores ``[B, h, L, L]`` (RealFormer); added before the mask.
             need_scores: return this layer's raw scores (unmasked, before softmax, after adding ``prev_scores``).
+            residual: ``[B, L, H]`` added to the output projection (fused into its GEMM at inference), or ``None``.
         Returns:
-            ``(output [B, L, H], scores [B, h, L, L] or None)``.
+            ``(output [B, L, H] (+ residual), scores [B, h, L, L] or None)``.
         """
         b, length, hidden = hidden_states.shape
-        qkv = self.qkv(hidden_states).view(b, length, 3, self.num_heads, self.head_size)
+        qkv = fused_linear(self.qkv, hidden_states).view(b, length, 3, self.num_heads, self.head_size)
         q, k, v = qkv.unbind(dim=2)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if rope is not None:
@@ -105,4 +109,4 @@ class MultiHeadAttention(nn.Module):
                 probs = F.dropout(probs, p=p, training=True)
             context = torch.matmul(probs, v)
         context = context.transpose(1, 2).reshape(b, length, hidden)
-        return self.output(context), scores
+        return fused_linear(self.output, context, residual=residual), scores

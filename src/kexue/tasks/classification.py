@@ -291,7 +291,12 @@ def build_techniques(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, model: nn.
                      ) -> tuple[TrainerConfig, Callable, list[Hook], dict[str, Any]]:
     """The Trainer config (accumulation set), optimizer factory, hooks and the technique record of ``cfg``."""
     k = cfg.accumulation_steps
-    trainer_cfg = dataclasses.replace(trainer_cfg, gradient_accumulation_steps=1 if cfg.in_momentum else k)
+    # --max-steps, --eval-every and --save-every count optimizer updates; with in-momentum accumulation the
+    # Trainer steps once per micro-batch and the parameters move every k-th step.
+    per_update = {name: getattr(trainer_cfg, name) * k for name in ("max_steps", "eval_every", "save_every")
+                  if cfg.in_momentum and getattr(trainer_cfg, name) is not None}
+    trainer_cfg = dataclasses.replace(trainer_cfg, gradient_accumulation_steps=1 if cfg.in_momentum else k,
+                                      **per_update)
     head = head_lr_multipliers(trainer_cfg.learning_rate, cfg.head_lr, SequenceClassifier.HEAD_PATTERNS)
     multipliers = {**cfg.lr_multipliers, **{p: m for p, m in head.items() if p not in cfg.lr_multipliers}}
     factory = build_optimizer_factory(cfg.optimizer, accumulation_steps=k if cfg.in_momentum else 1,
@@ -328,6 +333,7 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
     also written to ``<output_dir>/results.json``.
     Raises: ConfigError (bad options, no labelled dev split), DataFormatError (a malformed data line).
     """
+    prepare_run_dir(trainer_cfg, {"task": "classify", "classify": cfg}, log=log)  # refusals before any work
     splits = load_classify_splits(cfg, trainer_cfg.seed)
     train, dev, test, num_labels = splits.train, splits.dev, splits.test, splits.num_labels
     if dev is None:

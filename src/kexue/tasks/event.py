@@ -23,7 +23,7 @@ from kexue.metrics.extraction import event_argument_prf, event_prf
 from kexue.tasks.extraction_common import (Encoded, ExtractionConfig, ExtractionModel, keep_top_cells,
                                            load_extraction_model, train_extraction)
 from kexue.tasks.extraction_data import load_extraction_splits
-from kexue.train import TrainerConfig
+from kexue.train import TrainerConfig, prepare_run_dir
 
 EventArgs = tuple[tuple[str, str, str, int], ...]
 """One event: sorted ``(event_type, role, text, char_start)`` arguments, trigger included."""
@@ -123,6 +123,7 @@ class EventConfig(ExtractionConfig):
 
 def train_event(cfg: EventConfig, trainer_cfg: TrainerConfig, log=print) -> dict[str, Any]:
     """Train GPLinker-events on ``cfg.data`` (schema from the dataset); results as :func:`train_extraction`."""
+    prepare_run_dir(trainer_cfg, {"task": "event", "event": cfg}, log=log)  # refusals before any work
     splits = load_extraction_splits("event", cfg.data, train_limit=cfg.train_limit, eval_limit=cfg.eval_limit)
     schema: EventSchema = splits.schema  # type: ignore[assignment]
     task = EventTask(tuple(schema.labels()), cfg.head_size, cfg.efficient)

@@ -38,7 +38,7 @@ from kexue.nn.global_pointer import EfficientGlobalPointer, GlobalPointer, decod
 from kexue.tasks.extraction_common import (Encoded, ExtractionConfig, ExtractionModel, load_extraction_model,
                                            train_extraction)
 from kexue.tasks.extraction_data import limit_splits, load_extraction_splits
-from kexue.train import TrainerConfig
+from kexue.train import TrainerConfig, prepare_run_dir
 
 HEADS = ("global_pointer", "efficient_global_pointer", "crf", "softmax")
 Span = tuple[str, int, int]
@@ -229,6 +229,7 @@ def train_ner(cfg: NerConfig, trainer_cfg: TrainerConfig, log=print) -> dict[str
     Raises:
         ConfigError: bad options or data. DataFormatError: malformed data.
     """
+    prepare_run_dir(trainer_cfg, {"task": "ner", "ner": cfg}, log=log)  # refusals before any work
     full = load_extraction_splits("ner", cfg.data, lenient_bio=cfg.lenient_bio)
     splits = limit_splits(full, cfg.train_limit, cfg.eval_limit)
     task = NerTask(entity_types(full.train), cfg.head, cfg.head_size, cfg.crf_lr_multiplier)

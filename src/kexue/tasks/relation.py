@@ -23,7 +23,7 @@ from kexue.metrics.extraction import triple_prf
 from kexue.tasks.extraction_common import (Encoded, ExtractionConfig, ExtractionModel, keep_top_cells,
                                            load_extraction_model, train_extraction)
 from kexue.tasks.extraction_data import load_extraction_splits
-from kexue.train import TrainerConfig
+from kexue.train import TrainerConfig, prepare_run_dir
 
 Triple = tuple[str, int, int, str, str, int, int]
 """``(subject, s_start, s_end, predicate, object, o_start, o_end)``, character offsets with exclusive ends."""
@@ -124,6 +124,7 @@ class RelationConfig(ExtractionConfig):
 
 def train_relation(cfg: RelationConfig, trainer_cfg: TrainerConfig, log=print) -> dict[str, Any]:
     """Train GPLinker on ``cfg.data`` (schema from the dataset); results as :func:`train_extraction`."""
+    prepare_run_dir(trainer_cfg, {"task": "relation", "relation": cfg}, log=log)  # refusals before any work
     splits = load_extraction_splits("relation", cfg.data, train_limit=cfg.train_limit, eval_limit=cfg.eval_limit)
     schema: RelationSchema = splits.schema  # type: ignore[assignment]
     task = RelationTask(schema.predicates, cfg.head_size, cfg.efficient)

@@ -33,7 +33,7 @@ from kexue.losses.cosent import cosent_loss
 from kexue.losses.sbert import SoftmaxLoss, cosine_mse_loss
 from kexue.metrics.sts import evaluate_pairs
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
-from kexue.train import Trainer, TrainerConfig
+from kexue.train import Trainer, TrainerConfig, prepare_run_dir
 from kexue.train.distributed import is_main_process, unwrap_model
 
 LOSSES = ("cosent", "softmax", "mse")
@@ -334,6 +334,7 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     Raises:
         ConfigError: bad options or data without labels. DataFormatError: a malformed data line.
     """
+    prepare_run_dir(trainer_cfg, {"task": "sts", "sts": cfg}, log=log)  # refusals before any work
     splits = load_splits(cfg.data, with_train=True, train_limit=cfg.train_limit, eval_limit=cfg.eval_limit,
                          dev=cfg.dev, test=cfg.test, split_ratio=cfg.split_ratio, seed=trainer_cfg.seed,
                          score_range=cfg.score_range)
