@@ -31,7 +31,7 @@ from kexue.errors import ConfigError
 from kexue.optim.param_groups import head_lr_multipliers
 from kexue.tasks.classification_model import SequenceClassifier, load_classifier, with_lora
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
-from kexue.train import EMAHook, Hook, Trainer, TrainerConfig, no_decay_parameter_names
+from kexue.train import EMAHook, Hook, Trainer, TrainerConfig, no_decay_parameter_names, prepare_run_dir
 from kexue.train.technique_hooks import (OPTIMIZERS, ChildTuningDHook, FGMHook, GradientPenaltyHook,
                                          build_optimizer_factory)
 

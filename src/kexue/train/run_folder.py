@@ -84,8 +84,8 @@ def prepare_run_dir(config: TrainerConfig, run_config: Mapping[str, Any] | None 
 
     Args:
         config: the trainer options (``output_dir``, ``resume``, ``overwrite`` and the options compared on resume).
-        run_config: the recipe's own options as written into config.json (e.g. ``{"task": "sts", "sts": {...}}``);
-            compared on resume like the trainer options.
+        run_config: the recipe's own options (e.g. ``{"task": "sts", "sts": sts_config}``; dataclasses are
+            stored as dicts); compared on resume like the trainer options.
         log: where to say what was done (deleted contents, repaired leftovers, a resume that starts afresh).
         remember: keep the result for the next :class:`~kexue.train.Trainer` that runs in this folder (which then
             does not prepare it again).
@@ -263,7 +263,10 @@ def _saved_options(path: Path) -> dict[str, Any] | None:
 
 
 def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=str))
+    """JSON values of ``obj`` (dataclasses as dicts, tuples as lists, anything else unknown as its ``str``)."""
+    def default(o: Any) -> Any:
+        return dataclasses.asdict(o) if dataclasses.is_dataclass(o) and not isinstance(o, type) else str(o)
+    return json.loads(json.dumps(obj, default=default))
 
 
 def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
