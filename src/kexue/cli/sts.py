@@ -162,12 +162,15 @@ def export_command(
     model: Annotated[str, typer.Argument(help="Run folder or checkpoint to export.")],
     out: Annotated[Path, typer.Argument(help="Folder to write.")],
     format: Annotated[str, typer.Option("--format", help="sentence-transformers")] = "sentence-transformers",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it is not empty.")] = False,
 ) -> None:
-    """Export a trained encoder for another library (sentence-transformers)."""
+    """Export a trained encoder for another library (sentence-transformers); a non-empty OUT is refused unless
+    --overwrite."""
     from kexue.embeddings import SentenceEncoder
-    from kexue.embeddings.export import export_sentence_transformers
+    from kexue.embeddings.export import check_export_target, export_sentence_transformers
 
     if format != "sentence-transformers":
         raise ConfigError(f"--format: expected 'sentence-transformers', got {format!r}")
-    export_sentence_transformers(SentenceEncoder.from_pretrained(model), out)
+    check_export_target(out, overwrite)  # before loading the model
+    export_sentence_transformers(SentenceEncoder.from_pretrained(model), out, overwrite=overwrite)
     typer.echo(f"wrote {out}")
