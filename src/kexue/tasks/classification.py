@@ -202,7 +202,7 @@ def load_classify_splits(cfg: ClassifyConfig, seed: int = 0) -> ClassifySplits:
     single = name not in CLASSIFICATION_DATASETS and Path(name).expanduser().is_file()
     check_split_options(name, single, cfg.dev, cfg.test, cfg.split_ratio)
     train_path = str(resolve_classification(name, "train")[0])
-    train = load_split(cfg, "train", None)
+    train = everything = load_split(cfg, "train", None)
     labels_of(train, f"{name} train")
     found: dict[str, tuple[list[TextExample], str] | None] = {}
     sources = {"train": train_path}
@@ -223,7 +223,9 @@ def load_classify_splits(cfg: ClassifyConfig, seed: int = 0) -> ClassifySplits:
     limited = {s: None if v is None else (v[0] if cfg.eval_limit is None else v[0][:cfg.eval_limit], v[1])
                for s, v in found.items()}
     registered = CLASSIFICATION_DATASETS[name].num_labels if name in CLASSIFICATION_DATASETS else None
-    files = [(train_path, train)] + [(v[1], v[0]) for v in limited.values() if v is not None]
+    # whole files, before any cut or limit: a bad label is bad data even where a quick run would not reach it
+    files = [(train_path, everything)] + [(v[1], v[0]) for s, v in found.items()
+                                          if v is not None and not (cfg.split_ratio is not None and v[1] == train_path)]
     num_labels = check_class_labels(files, cfg.num_labels, registered, name if registered else None)
     for split, v in limited.items():
         if v is not None:
@@ -333,8 +335,9 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
     also written to ``<output_dir>/results.json``.
     Raises: ConfigError (bad options, no labelled dev split), DataFormatError (a malformed data line).
     """
-    prepare_run_dir(trainer_cfg, {"task": "classify", "classify": cfg}, log=log)  # refusals before any work
+    # data refusals first (reading is cheap): a refused run leaves nothing on disk, not even a locked empty folder
     splits = load_classify_splits(cfg, trainer_cfg.seed)
+    prepare_run_dir(trainer_cfg, {"task": "classify", "classify": cfg}, log=log)  # refusals before any work
     train, dev, test, num_labels = splits.train, splits.dev, splits.test, splits.num_labels
     if dev is None:
         raise ConfigError(f"--data {cfg.data}: a labelled dev split is needed to select the best checkpoint")

@@ -123,8 +123,9 @@ class EventConfig(ExtractionConfig):
 
 def train_event(cfg: EventConfig, trainer_cfg: TrainerConfig, log=print) -> dict[str, Any]:
     """Train GPLinker-events on ``cfg.data`` (schema from the dataset); results as :func:`train_extraction`."""
-    prepare_run_dir(trainer_cfg, {"task": "event", "event": cfg}, log=log)  # refusals before any work
+    # data refusals first (reading is cheap): a refused run leaves nothing on disk, not even a locked empty folder
     splits = load_extraction_splits("event", cfg.data, train_limit=cfg.train_limit, eval_limit=cfg.eval_limit)
+    prepare_run_dir(trainer_cfg, {"task": "event", "event": cfg}, log=log)  # refusals before any work
     schema: EventSchema = splits.schema  # type: ignore[assignment]
     task = EventTask(tuple(schema.labels()), cfg.head_size, cfg.efficient)
     return train_extraction(task, cfg, trainer_cfg, splits, log)

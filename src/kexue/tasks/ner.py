@@ -229,8 +229,9 @@ def train_ner(cfg: NerConfig, trainer_cfg: TrainerConfig, log=print) -> dict[str
     Raises:
         ConfigError: bad options or data. DataFormatError: malformed data.
     """
-    prepare_run_dir(trainer_cfg, {"task": "ner", "ner": cfg}, log=log)  # refusals before any work
+    # data refusals first (reading is cheap): a refused run leaves nothing on disk, not even a locked empty folder
     full = load_extraction_splits("ner", cfg.data, lenient_bio=cfg.lenient_bio)
+    prepare_run_dir(trainer_cfg, {"task": "ner", "ner": cfg}, log=log)  # refusals before any work
     splits = limit_splits(full, cfg.train_limit, cfg.eval_limit)
     task = NerTask(entity_types(full.train), cfg.head, cfg.head_size, cfg.crf_lr_multiplier)
     return train_extraction(task, cfg, trainer_cfg, splits, log)

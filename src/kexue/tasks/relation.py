@@ -124,8 +124,9 @@ class RelationConfig(ExtractionConfig):
 
 def train_relation(cfg: RelationConfig, trainer_cfg: TrainerConfig, log=print) -> dict[str, Any]:
     """Train GPLinker on ``cfg.data`` (schema from the dataset); results as :func:`train_extraction`."""
-    prepare_run_dir(trainer_cfg, {"task": "relation", "relation": cfg}, log=log)  # refusals before any work
+    # data refusals first (reading is cheap): a refused run leaves nothing on disk, not even a locked empty folder
     splits = load_extraction_splits("relation", cfg.data, train_limit=cfg.train_limit, eval_limit=cfg.eval_limit)
+    prepare_run_dir(trainer_cfg, {"task": "relation", "relation": cfg}, log=log)  # refusals before any work
     schema: RelationSchema = splits.schema  # type: ignore[assignment]
     task = RelationTask(schema.predicates, cfg.head_size, cfg.efficient)
     return train_extraction(task, cfg, trainer_cfg, splits, log)

@@ -224,9 +224,10 @@ def load_splits(data: str, *, with_train: bool, train_limit: int | None = None, 
     found: dict[str, tuple[list[SentencePair], str] | None] = {"dev": None, "test": None, "whole": None}
     sources: dict[str, str] = {}
     train_path = ""
+    full_train: list[SentencePair] = []
     if with_train:
         train_path = str(resolve_dataset(data, "train").path)
-        train = load_pairs(data, "train")
+        train = full_train = load_pairs(data, "train")
         split_labels(train, f"{data} train")
         sources["train"] = train_path
         if split_ratio is not None:
@@ -251,11 +252,10 @@ def load_splits(data: str, *, with_train: bool, train_limit: int | None = None, 
 
     declared = ScoreRange(*score_range) if score_range is not None else None
     rng = declared or registered_score_range(data)
-    if rng is None and train:
-        rng = infer_score_range(train_path, train)
+    if rng is None and full_train:  # the whole training file, before any cut or --train-limit
+        rng = infer_score_range(train_path, full_train)
     if rng is not None:
-        if train:
-            check_scores(train_path, train, rng)
+        check_scores(train_path, full_train, rng)
         for split in ("dev", "test", "whole"):
             if found[split] is not None:
                 check_scores(found[split][1], found[split][0], rng)
@@ -334,10 +334,11 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     Raises:
         ConfigError: bad options or data without labels. DataFormatError: a malformed data line.
     """
-    prepare_run_dir(trainer_cfg, {"task": "sts", "sts": cfg}, log=log)  # refusals before any work
+    # data refusals first (reading is cheap): a refused run leaves nothing on disk, not even a locked empty folder
     splits = load_splits(cfg.data, with_train=True, train_limit=cfg.train_limit, eval_limit=cfg.eval_limit,
                          dev=cfg.dev, test=cfg.test, split_ratio=cfg.split_ratio, seed=trainer_cfg.seed,
                          score_range=cfg.score_range)
+    prepare_run_dir(trainer_cfg, {"task": "sts", "sts": cfg}, log=log)  # refusals before any work
     log(f"{cfg.data}: train {len(splits.train)} pairs, dev {len(splits.dev) if splits.dev else '-'}, test "
         f"{len(splits.test) if splits.test else '-'}; scores {splits.score_range.describe()}"
         + (f"; dev and test cut from the file by --split-ratio {cfg.split_ratio:g}, seed {trainer_cfg.seed}"
