@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # typer turns it into exit status 130 itself; this covers one that escapes
         status = EXIT_INTERRUPTED
     except usage_errors as err:
-        err.show()
+        if err.format_message().strip():  # typer's rich help (no command given) is already printed
+            err.show()
         sys.exit(err.exit_code)
     except aborts:  # click's Abort: end of input at a prompt
         _error("aborted")
