@@ -112,6 +112,9 @@ def prepare_run_dir(config: TrainerConfig, run_config: Mapping[str, Any] | None 
         _refuse_if_locked(out)
         raise ConfigError(f"--output {out}: the folder is not empty (holds {_names(contents)}); pass --resume to "
                           "continue that run, --overwrite to replace it, or choose another --output")
+    if main and contents and config.resume and not list_checkpoints(out / "checkpoints"):
+        _refuse_if_locked(out)
+        _no_checkpoint(out, contents)  # refused before the lock file is created: nothing on disk changes
     if main:
         _lock(out)
     run = RunDirectory(out, "overwrite" if config.overwrite else ("resume" if config.resume else "new"), options)
@@ -238,8 +241,7 @@ def _check_resume(run: RunDirectory, contents: list[Path]) -> None:
     out = run.path
     if not list_checkpoints(out / "checkpoints"):
         if contents:
-            raise ConfigError(f"--resume: {out} holds no checkpoint to continue from (it holds {_names(contents)}); "
-                              "pass --overwrite to start a new run there, or choose another --output")
+            _no_checkpoint(out, contents)
         run.mode = "new"
         run.messages.append(f"--resume: {out} holds no run yet; starting a new run")
         return
@@ -251,6 +253,11 @@ def _check_resume(run: RunDirectory, contents: list[Path]) -> None:
         raise ConfigError(f"--resume: these options differ from the run in {out} and would change its training: "
                           + "; ".join(diff) + " (resume with the saved values, or start a new run with "
                           "--overwrite or another --output)")
+
+
+def _no_checkpoint(out: Path, contents: list[Path]) -> None:
+    raise ConfigError(f"--resume: {out} holds no checkpoint to continue from (it holds {_names(contents)}); "
+                      "pass --overwrite to start a new run there, or choose another --output")
 
 
 def _saved_options(path: Path) -> dict[str, Any] | None:
