@@ -1,14 +1,16 @@
-"""Growth and pretraining commands: ``widen`` (lossless widening, https://kexue.fm/archives/8444)."""
+"""Growth and pretraining commands: ``widen`` (lossless widening, https://kexue.fm/archives/8444) and
+``pretrain-corpus`` (the decontaminated Chinese pretraining corpus)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from kexue.cli.app import app
+from kexue.errors import ConfigError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
@@ -44,3 +46,25 @@ def widen_command(
     typer.echo(f"widened {source} x{factor} ({mode}): hidden {c.hidden_size} -> {wide.config.hidden_size}, "
                f"heads {c.num_attention_heads} -> {wide.config.num_attention_heads}, head size {c.head_size} -> "
                f"{wide.config.head_size}; wrote {output}" + (f" (tokenizer: {', '.join(copied)})" if copied else ""))
+
+
+@app.command("pretrain-corpus")
+def pretrain_corpus_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Text file to write (one sentence per line, "
+                                                               "blank line between documents).")],
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Datasets folder (default "
+                                                                          "$KEXUE_DATA).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Read at most N records per file (evaluation files are "
+                                                      "always read in full).")] = None,
+    min_chars: Annotated[int, typer.Option(help="Drop sentences shorter than this (non-space characters).")] = 2,
+) -> None:
+    """Gather kexue's Chinese pretraining corpus from $KEXUE_DATA: raw text, unlabeled and training splits only,
+    with every sentence of every dev/test split removed, deduplicated; writes FILE and FILE.manifest.json."""
+    from kexue.data.corpus import build_corpus
+    from kexue.data.registry import data_root as resolve_root
+
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit: expected a positive integer, got {limit}")
+    report = build_corpus(resolve_root(data_root), output, limit=limit, min_chars=min_chars, log=typer.echo)
+    typer.echo(f"wrote {output}: {report.sentences} sentences, {report.characters} characters "
+               f"(manifest {output.name}.manifest.json)")
