@@ -148,3 +148,75 @@ def test_hf_config_round_trip():
         cfg = TransformerConfig(family=family, vocab_size=99, hidden_size=32, num_attention_heads=4,
                                 residual_attention=True, attention_scale="entropy_invariant", mlm=True)
         assert TransformerConfig.from_hf_config(cfg.to_hf_config()) == cfg
+
+
+# ---------------------------------------------------------------------- the transformers.AutoModel path
+def _distilbert(folder):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    torch.manual_seed(0)
+    DistilBertModel(DistilBertConfig(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=37,
+                                     max_position_embeddings=64)).save_pretrained(folder)
+    return folder
+
+
+def test_automodel_missing_weight_is_a_checkpoint_error(tmp_path):
+    folder = _distilbert(tmp_path / "distil")
+    _edit_weights(folder, lambda s: s.pop("transformer.layer.0.ffn.lin1.weight"))
+    with pytest.raises(CheckpointError) as err:
+        load_encoder(folder)
+    assert err.value.missing == ["transformer.layer.0.ffn.lin1.weight"]
+    assert "transformers.AutoModel" in str(err.value) and "allow_missing" in str(err.value)
+    model, kind = load_encoder(folder, allow_missing=("transformer.layer.0.ffn.lin1.*",))
+    assert kind == "transformers"
+
+
+def test_automodel_unexpected_weight_is_a_checkpoint_error(tmp_path):
+    folder = _distilbert(tmp_path / "distil")
+    _edit_weights(folder, lambda s: s.__setitem__("transformer.layer.0.adapter.weight", torch.zeros(3)))
+    with pytest.raises(CheckpointError) as err:
+        load_encoder(folder)
+    assert err.value.unexpected == ["transformer.layer.0.adapter.weight"]
+    load_encoder(folder, allow_unexpected=("transformer.layer.*.adapter.*",))
+
+
+def test_automodel_exact_load_equals_transformers(tmp_path):
+    from transformers import AutoModel
+
+    folder = _distilbert(tmp_path / "distil")
+    model, kind = load_encoder(folder)
+    reference = AutoModel.from_pretrained(str(folder)).eval()
+    ids, mask, _ = padded_batch()
+    with torch.no_grad():
+        ours = model(ids, mask).last_hidden_state
+        theirs = reference(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert kind == "transformers" and torch.equal(ours, theirs)
+
+
+def test_unsupported_bert_option_does_not_fall_back(bert_dir):
+    config = json.loads((bert_dir / "config.json").read_text())
+    config["position_embedding_type"] = "relative_key"
+    (bert_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError) as err:
+        load_encoder(bert_dir)
+    assert "relative_key" in str(err.value) and str(bert_dir / "config.json") in str(err.value)
+
+
+def test_unknown_model_type_through_load_encoder_is_a_config_error(bert_dir):
+    config = json.loads((bert_dir / "config.json").read_text())
+    config["model_type"] = "no-such-model"
+    (bert_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError) as err:
+        load_encoder(bert_dir)
+    assert "'no-such-model'" in str(err.value) and "transformers.AutoModel" in str(err.value)
+
+
+def test_position_limit_by_family():
+    from kexue.models.auto import position_limit
+
+    assert position_limit({"model_type": "bert", "max_position_embeddings": 512, "vocab_size": 99,
+                           "hidden_size": 32, "num_attention_heads": 4}) == 512
+    assert position_limit({"model_type": "roformer", "max_position_embeddings": 512, "vocab_size": 99,
+                           "hidden_size": 32, "num_attention_heads": 4}) is None  # rotary: no table
+    assert position_limit({"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}) == 512
+    assert position_limit({"model_type": "distilbert", "max_position_embeddings": 64}) == 64

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     except KexueError as err:
         if debug:
             traceback.print_exc()
-        _error(str(err))
+        _error(str(err).replace("\n  ", "; ").replace("\n", " "))  # CheckpointError lists keys on lines
         sys.exit(EXIT_ERROR)
     except OSError as err:
         if debug:
