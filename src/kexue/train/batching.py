@@ -51,8 +51,8 @@ def shard_batch(indices: Sequence[int], rank: int, world_size: int) -> list[int]
     """
     n = len(indices)
     if n < world_size:
-        raise ConfigError(f"batch_size: a batch of {n} examples cannot be split over {world_size} processes "
-                          "(raise batch_size or set drop_last=True)")
+        raise ConfigError(f"--batch-size (batch_size): a batch of {n} examples cannot be split over {world_size} "
+                          "processes (raise --batch-size, or set drop_last=True)")
     bounds = np.linspace(0, n, world_size + 1).round().astype(int)
     return list(indices[bounds[rank]:bounds[rank + 1]])
 

@@ -252,8 +252,8 @@ class Trainer:
         batches = self.epoch_batches(s.epoch)
         n, k = len(batches), cfg.gradient_accumulation_steps
         if n == 0:
-            raise ConfigError(f"batch_size: epoch {s.epoch} has no batch (drop_last=True and fewer examples "
-                              f"than batch_size={cfg.batch_size})")
+            raise ConfigError(f"--batch-size (batch_size): epoch {s.epoch} has no batch (drop_last=True and fewer "
+                              f"examples than --batch-size {cfg.batch_size})")
         self._epoch_len = n
         self.hooks.call("on_epoch_begin", self, s.epoch)
         stream = self.train_batches(s.epoch, skip=s.batches_done)
@@ -478,7 +478,7 @@ class Trainer:
         k = cfg.gradient_accumulation_steps
         total = sum(math.ceil(len(self.epoch_batches(e)) / k) for e in range(cfg.epochs))
         if total == 0:
-            raise ConfigError("batch_size: no complete batch in the training data (drop_last=True)")
+            raise ConfigError("--batch-size (batch_size): no complete batch in the training data (drop_last=True)")
         return total
 
 
