@@ -1,5 +1,5 @@
 """Test-only wrapper of ``kexue.cli.main`` that SIGKILLs its own process at a chosen point (``KEXUE_TEST_CRASH``)
-and can slow every training step down (``KEXUE_TEST_STEP_SLEEP`` seconds), to create real crash states.
+and can hold training after step 2 until a file exists (``KEXUE_TEST_HOLD=<path>``), to create real crash states.
 
 Crash points (``KIND:N``):
     step:N          after optimizer step N
@@ -26,15 +26,16 @@ def _install() -> None:
     from kexue.train.hooks import HookList
     from kexue.train.trainer import Trainer
 
-    sleep = float(os.environ.get("KEXUE_TEST_STEP_SLEEP", "0"))
-    if sleep:
+    hold = os.environ.get("KEXUE_TEST_HOLD")
+    if hold:
         original_loss = Trainer.compute_loss
 
-        def slow_loss(self, batch):
-            time.sleep(sleep)
+        def held_loss(self, batch):
+            while self.state.global_step >= 2 and not os.path.exists(hold):
+                time.sleep(0.05)
             return original_loss(self, batch)
 
-        Trainer.compute_loss = slow_loss
+        Trainer.compute_loss = held_loss
     crash = os.environ.get("KEXUE_TEST_CRASH")
     if not crash:
         return
