@@ -37,7 +37,6 @@ from kexue.tasks.extraction_data import ExtractionSplits
 from kexue.tasks.common import ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
 from kexue.optim.param_groups import head_lr_multipliers
-from kexue.train.distributed import unwrap_model
 from kexue.train.optimization import no_decay_parameter_names
 from kexue.train.technique_hooks import build_optimizer_factory
 
@@ -128,11 +127,17 @@ class ExtractionModel(nn.Module):
         self.encoder, self.head = encoder, head
         self.tokenizer, self.task, self.max_length = tokenizer, task, max_length
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Any:
-        """Head outputs for a padded batch ``[B, L]``."""
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+                loss_batch: dict[str, Tensor] | None = None) -> Any:
+        """Head outputs for a padded batch ``[B, L]``; with ``loss_batch`` (the collated batch with the task's
+        label tensors) the task's scalar training loss instead, so that a ``DistributedDataParallel`` wrapper's
+        forward covers every parameter the loss uses (a CRF's transitions included)."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
-        return self.head(hidden, attention_mask)
+        outputs = self.head(hidden, attention_mask)
+        if loss_batch is None:
+            return outputs
+        return self.task.loss(self.head, outputs, loss_batch)
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write backbone (HF layout), tokenizer, head weights (safetensors) and ``kexue_extraction.json``."""
@@ -326,8 +331,8 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
         return [b.tolist() for b in sampler.global_batches()]
 
     def compute_loss(m: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        inner = unwrap_model(m)
-        return task.loss(inner.head, inner(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]), batch)
+        # called through the (possibly DDP-wrapped) module, never unwrapped: DDP must see the forward
+        return m(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], loss_batch=batch)
 
     eval_seconds = [0.0]
 
@@ -342,6 +347,7 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
         if optimizer_factory is not None:
             raise ConfigError("--head-lr: cannot be combined with a custom optimizer factory")
         optimizer_factory = head_lr_optimizer_factory(model, cfg.head_lr, trainer_cfg.learning_rate)
+    trainer_cfg.find_unused_parameters = True  # under torchrun: token-level heads never use the backbone's pooler
     trainer = Trainer(model, trainer_cfg, items, compute_loss=compute_loss,
                       collate_fn=lambda chunk: collate(chunk, task, tokenizer.pad_token_id, with_labels=True),
                       evaluate=evaluate, batch_sampler=batches, optimizer_factory=optimizer_factory,

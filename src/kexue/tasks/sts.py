@@ -34,7 +34,7 @@ from kexue.losses.sbert import SoftmaxLoss, cosine_mse_loss
 from kexue.metrics.sts import evaluate_pairs
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig, prepare_run_dir
-from kexue.train.distributed import is_main_process, unwrap_model
+from kexue.train.distributed import is_main_process
 
 LOSSES = ("cosent", "softmax", "mse")
 
@@ -106,6 +106,19 @@ class PairModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Sentence vectors ``[2B, H]`` of a collated batch of ``B`` pairs (rows ``:B`` the first texts, ``B:``
+        the second); with ``labels`` ``[B]`` and the softmax head, the head's Sentence-BERT loss (scalar) instead.
+
+        Every parameter-dependent step of the loss runs here, so a ``DistributedDataParallel`` wrapper's forward
+        sees the whole computation (its gradient-sync and unused-parameter bookkeeping).
+        """
+        emb = self.encoder(input_ids, attention_mask, token_type_ids)
+        if labels is None or self.head is None:
+            return emb
+        return self.head(emb[: len(labels)], emb[len(labels):], labels.long())
 
     def save_pretrained(self, path: str | Path) -> None:
         """Save the encoder (backbone, tokenizer, pooling) into ``path``."""
@@ -297,14 +310,14 @@ def make_collate(pad_token_id: int) -> Callable[[list[dict[str, Any]]], dict[str
 def make_loss(cfg: STSConfig, score_range: tuple[float, float]
               ) -> Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]:
     """``compute_loss(model, batch)`` for the chosen loss; ``--loss mse`` maps ``score_range`` ``(low, high)`` onto
-    cosine ``[0, 1]``."""
+    cosine ``[0, 1]``. ``model`` is a :class:`PairModel`, possibly DDP-wrapped: it is called, not unwrapped."""
     def compute_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inner = unwrap_model(model)
         labels = batch["labels"]
-        emb = inner.encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        u, v = emb[: len(labels)], emb[len(labels):]
+        inputs = (batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         if cfg.loss == "softmax":
-            return inner.head(u, v, labels.long())
+            return model(*inputs, labels=labels)
+        emb = model(*inputs)
+        u, v = emb[: len(labels)], emb[len(labels):]
         cos = torch.nn.functional.cosine_similarity(u.float(), v.float(), dim=-1)
         if cfg.loss == "mse":
             return cosine_mse_loss(cos, labels, score_range)
@@ -370,6 +383,9 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
         return metrics
 
     score_range = (splits.score_range.low, splits.score_range.high)
+    # under torchrun: the backbone's pooler (and whatever else a pooling mode leaves out) gets no gradient; DDP
+    # then leaves its .grad None, as a single process does
+    trainer_cfg.find_unused_parameters = True
     trainer = Trainer(model, trainer_cfg, features, compute_loss=make_loss(cfg, score_range),
                       collate_fn=make_collate(encoder.tokenizer.pad_token_id), evaluate=evaluate,
                       batch_sampler=batches if cfg.length_bucketing else None,
