@@ -79,7 +79,11 @@ def test_cut_dev_test_is_a_seeded_partition():
         cut_dev_test(list(range(4)), 0.1, seed=0)
 
 
-def test_split_options():
+def test_split_options(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.tsv").write_text("a\tb\t1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="--test ./x.tsv is the --data file itself"):
+        check_split_options("x.tsv", True, "d.tsv", "./x.tsv", None)
     with pytest.raises(ConfigError, match="single file.*--dev FILE.*--split-ratio"):
         check_split_options("x.tsv", True, None, None, None)
     check_split_options("x.tsv", True, "d.tsv", None, None)

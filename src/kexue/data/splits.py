@@ -53,6 +53,11 @@ def check_split_options(data: str, single_file: bool, dev: str | None, test: str
         raise ConfigError(f"--data {data} is a single file, so it is the training split only; pass --dev FILE (and "
                           f"--test FILE) for the splits to evaluate on, or --split-ratio 0.1 to cut dev and test from "
                           f"it (seeded by --seed), or point --data at a folder with train/dev/test files")
+    if single_file:
+        for flag, value in (("--dev", dev), ("--test", test)):
+            if value is not None and Path(value).expanduser().resolve() == Path(data).expanduser().resolve():
+                raise ConfigError(f"{flag} {value} is the --data file itself: its score would be a training score; "
+                                  f"pass another file, or --split-ratio to cut {flag[2:]} from --data")
 
 
 def check_split_file(flag: str, path: str | None) -> Path | None:
