@@ -16,6 +16,10 @@ Usage (complete benchmark):
     python bench/training.py --seeds 0 1 2 --epochs 3 --train-limit 2000
 Reduced (what fits on a shared CPU): e.g. --seeds 0 --epochs 1 --techniques baseline fgm lora --datasets sst2
 Writes the "training" section of docs/RESULTS.md.
+
+FGM epsilon sweep (issue 9): ``--fgm-epsilons 0.05 0.1 0.3 1 --fgm-modes adv_only clean_plus_adv`` trains FGM at every
+(ε, update mode) pair (plus the techniques of ``--techniques``, e.g. only ``baseline``) and writes the "fgm-sweep"
+section instead (``--skip-memory`` is implied).
 """
 
 from __future__ import annotations
@@ -108,6 +112,13 @@ def memory_worker(method: str, k: int, steps: int, data: str) -> dict:
     return out
 
 
+def fgm_technique(epsilon: float, mode: str) -> str:
+    """The technique name of one FGM sweep point, registered in :data:`TECHNIQUES`."""
+    name = f"fgm-{mode}-eps{epsilon:g}"
+    TECHNIQUES[name] = ({"adversarial": "fgm", "epsilon": epsilon, "fgm_loss_mode": mode}, 1.0, 1)
+    return name
+
+
 def quality_worker(dataset: str, technique: str, seed: int, epochs: int, train_limit: int | None,
                    eval_limit: int | None, out: Path) -> dict:
     """One training run; returns dev accuracy, seconds per epoch (training only), peak RSS, parameters."""
@@ -126,6 +137,9 @@ def quality_worker(dataset: str, technique: str, seed: int, epochs: int, train_l
             self.seconds.append(time.perf_counter() - self.start)
 
     spec = DATASETS[dataset]
+    if technique.startswith("fgm-") and technique not in TECHNIQUES:  # a sweep point: fgm-<mode>-eps<ε>
+        mode, _, eps = technique[4:].rpartition("-eps")
+        fgm_technique(float(eps), mode)
     overrides, lr_factor, divisor = TECHNIQUES[technique]
     cfg = ClassifyConfig(model=spec["model"], data=dataset, max_length=spec["max_length"], train_limit=train_limit,
                          eval_limit=eval_limit, eval_batch_size=256,
@@ -166,6 +180,9 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--data", default=os.environ.get("KEXUE_DATA"))
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "kexue-bench-training")
+    parser.add_argument("--fgm-epsilons", type=float, nargs="*", default=[],
+                        help="FGM sweep: these ε (writes the fgm-sweep section)")
+    parser.add_argument("--fgm-modes", nargs="+", default=["adv_only", "clean_plus_adv"])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -181,7 +198,13 @@ def main() -> None:
     if args.memory_steps < 16:
         parser.error("--memory-steps must be >= 16 (two accumulation cycles of k=8)")
     os.environ["KEXUE_DATA"] = args.data
-    lines = ["## Training techniques (issue 5)", "", provenance(" ".join(map(str, args.seeds)))]
+    sweep = bool(args.fgm_epsilons)
+    if sweep:
+        args.skip_memory = True
+        args.techniques = [*args.techniques, *(fgm_technique(e, m) for m in args.fgm_modes
+                                                for e in args.fgm_epsilons)]
+    title = "FGM ε sweep (issue 9)" if sweep else "Training techniques (issue 5)"
+    lines = [f"## {title}", "", provenance(" ".join(map(str, args.seeds)))]
     if not args.skip_memory:
         mem = {m: _subprocess(["--worker", json.dumps({"kind": "memory", "method": m, "steps": args.memory_steps,
                                                         "data": args.data})]) for m in ("explicit", "in-momentum")}
@@ -229,7 +252,8 @@ def main() -> None:
     lines.append("Techniques: " + "; ".join(f"{k}: {v[0] or 'AdamW'}" for k, v in TECHNIQUES.items()
                                              if k in args.techniques) + ". accum4-* use micro-batches of "
                  f"{BATCH // 4} (effective batch {BATCH}).")
-    print(f"wrote {write_section('training', chr(10).join(lines))}")
+    print(chr(10).join(lines))
+    print(f"wrote {write_section('fgm-sweep' if sweep else 'training', chr(10).join(lines))}")
 
 
 if __name__ == "__main__":

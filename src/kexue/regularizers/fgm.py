@@ -12,6 +12,15 @@ Two gradient recipes (``loss_mode``):
 * ``"clean_plus_adv"`` (the common PyTorch recipe): ``clean_loss.backward()`` first, then the perturbed backward
   adds to it, so ``.grad`` holds the sum of both gradients.
 
+How ε scales. ε is the Frobenius norm of δ over the **whole** embedding matrix, and only the rows of tokens used
+in the batch are non-zero, so the perturbation a token receives depends on how many distinct tokens the batch
+holds: with comparable row gradients, ``‖δ_row‖ ≈ ε / sqrt(#distinct tokens in the batch)``. Short inputs and
+small batches therefore get large per-token perturbations for the same ε (sst2, batch 32, about 10 tokens per
+sentence: about 240 distinct tokens, so ε = 1 moves each used row by about 0.065, 6% of all-MiniLM-L6-v2's median
+word-embedding row norm 1.11); rows of tokens repeated across the batch ([CLS], [SEP], punctuation) sum their
+gradients and take a larger share. An ε tuned at one batch size or text length does not transfer: sweep it
+(docs/RESULTS.md, section "fgm-sweep").
+
 Source: Su Jianlin, "对抗训练浅谈:意义、方法和思考(附Keras实现)" (2020-03-01), https://kexue.fm/archives/7234;
 Miyato et al., "Adversarial Training Methods for Semi-Supervised Text Classification", arXiv 1605.07725.
 """
