@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from kexue.data.collate import pad_batch
 from kexue.data.tokenization import Tokenizer
 from kexue.errors import ConfigError
 from kexue.hub import resolve_model_path
@@ -118,7 +117,13 @@ class SentenceEncoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 64, normalize: bool = False) -> np.ndarray:
-        """Encode texts to a float32 array ``[N, H]``, batching by length for speed (order is kept).
+        """Encode texts to a float32 array ``[N, H]`` (row ``i`` = ``texts[i]``).
+
+        Runs in the model's dtype: ``encoder.to(torch.bfloat16)`` casts the weights once and every batch then
+        runs in bf16 (the fused kernels of :mod:`kexue.nn.fused`); the vectors come back as float32. Texts
+        are sorted by token count so that each batch pads to little more than its own length, and the
+        original order is restored. Batches whose ``token_type_ids`` are all 0 pass ``None`` (same result,
+        no segment lookup); batches without padding pass no mask to the attention.
 
         Raises:
             ConfigError: ``batch_size`` is not a positive integer (``--batch-size``).
@@ -127,18 +132,36 @@ class SentenceEncoder(nn.Module):
             raise ConfigError(f"--batch-size: expected an integer >= 1, got {batch_size!r}")
         was_training = self.training
         self.eval()
-        features = self.tokenize(texts)
-        order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+        try:
+            return self._encode_sorted(texts, batch_size, normalize)
+        finally:
+            self.train(was_training)
+
+    def _encode_sorted(self, texts: Sequence[str], batch_size: int, normalize: bool) -> np.ndarray:
+        """:meth:`encode` without the checks: length-sorted numpy-padded batches, rows put back in order."""
+        if len(texts) == 0:
+            return np.zeros((0, self.hidden_size), dtype=np.float32)
+        enc = self.tokenizer(list(texts), max_length=self.max_length, truncation=True)
+        ids, types = enc["input_ids"], enc["token_type_ids"]
+        lengths = np.fromiter((len(r) for r in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(lengths, kind="stable")
         device = next(self.parameters()).device
+        pad = self.tokenizer.pad_token_id
         out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            batch = pad_batch([features[i] for i in idx], pad_token_id=self.tokenizer.pad_token_id)
-            vecs = self(**{k: v.to(device) for k, v in batch.items()}).float()
+            width = int(lengths[idx].max())
+            batch_ids = np.full((len(idx), width), pad, dtype=np.int64)
+            batch_types = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                batch_ids[row, :lengths[i]] = ids[i]
+                batch_types[row, :lengths[i]] = types[i]
+            mask = torch.from_numpy(np.arange(width)[None, :] < lengths[idx][:, None]).long().to(device)
+            token_types = torch.from_numpy(batch_types).to(device) if batch_types.any() else None
+            vecs = self(torch.from_numpy(batch_ids).to(device), mask, token_types).float()
             if normalize:
                 vecs = torch.nn.functional.normalize(vecs, dim=-1)
             out[idx] = vecs.cpu().numpy()
-        self.train(was_training)
         return out
 
 
