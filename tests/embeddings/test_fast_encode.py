@@ -68,3 +68,31 @@ def test_bf16_weights_track_fp32_on_real_sentences(kexue_data):
     assert cos.min() >= 0.999
     # and it is not silently fp32: bf16 rounding shows
     assert np.abs(ref - got).max() > 1e-4
+
+
+def _cli(args):
+    from kexue.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exit_:
+        return exit_.code or 0
+    return 0
+
+
+def test_cli_encode_precision(kexue_data, tmp_path):
+    texts = _stsb(kexue_data, 40)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.npy"
+        assert _cli(["encode", "--model", "minilm", "-i", str(src), "-o", str(out), "--normalize",
+                     "--precision", precision]) == 0
+        outs[precision] = np.load(out)
+    ref = SentenceEncoder.from_pretrained("minilm").encode(texts, normalize=True)
+    assert np.array_equal(outs["fp32"], ref)  # the default path is the exact one
+    assert (outs["bf16"] * ref).sum(-1).min() >= 0.999 and not np.array_equal(outs["bf16"], ref)
+    assert _cli(["encode", "--model", "minilm", "-i", str(src), "-o", str(tmp_path / "x.npy"),
+                 "--precision", "fp16"]) != 0
+    assert not (tmp_path / "x.npy").exists()
