@@ -375,7 +375,8 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
                "best_dir": str(best_dir), "num_labels": num_labels,
                "splits": {split: {"source": source, "examples": len(getattr(splits, split) or [])}
                           for split, source in splits.sources.items()}}
-    (Path(trainer_cfg.output_dir) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (Path(trainer_cfg.output_dir) / "results.json").write_text(
+        json.dumps(jsonable(results), indent=2, allow_nan=False), encoding="utf-8")  # NaN -> null: valid JSON
     return results
 
 

@@ -409,7 +409,8 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
                "score_range": {"low": score_range[0], "high": score_range[1], "source": splits.score_range.source},
                "before": before, "after": after, "extra": extra, "best_dir": str(best_dir),
                "train_seconds": train_seconds, "optimizer_steps": trainer.state.global_step}
-    (Path(trainer_cfg.output_dir) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (Path(trainer_cfg.output_dir) / "results.json").write_text(
+        json.dumps(jsonable(results), indent=2, allow_nan=False), encoding="utf-8")  # NaN -> null: valid JSON
     return results
 
 
