@@ -177,3 +177,23 @@ def test_disk_full_during_a_checkpoint_is_a_storage_error_naming_the_path(tmp_pa
     assert f"cannot write {tmp_path / 'run' / 'checkpoints' / 'step-00000004'}: No space left on device" in message
     assert f"the last complete checkpoint is {tmp_path / 'run' / 'checkpoints' / 'step-00000002'}" in message
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-00000002"]
+
+
+def test_disk_full_before_any_checkpoint_says_to_start_again_with_overwrite(tmp_path, monkeypatch):
+    import kexue.train.checkpointing as C
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    data = [{"x": torch.randn(4), "y": torch.randn(())} for _ in range(8)]
+    cfg = TrainerConfig(output_dir=tmp_path / "run", max_steps=4, batch_size=2, save_every=2, progress_bar=False)
+    trainer = Trainer(model, cfg, data,
+                      compute_loss=lambda m, b: torch.nn.functional.mse_loss(m(b["x"]).squeeze(-1), b["y"]))
+    monkeypatch.setattr(C.torch, "save", full)
+    with pytest.raises(StorageError) as info:
+        trainer.fit()
+    message = str(info.value)
+    assert "no complete checkpoint was written" in message and "--overwrite" in message
+    assert "--resume" not in message  # --resume refuses a folder without a checkpoint

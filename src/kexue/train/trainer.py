@@ -202,8 +202,11 @@ class Trainer:
             return self._fit()
         except StorageError as err:
             latest = find_latest_checkpoint(self.checkpoints_dir)
-            where = f"the last complete checkpoint is {latest}" if latest else "no complete checkpoint was written"
-            raise StorageError(f"{err}; {where} (free space, then continue with --resume)") from err
+            if latest:
+                where = f"the last complete checkpoint is {latest} (free space, then continue with --resume)"
+            else:  # --resume would refuse a folder without a checkpoint
+                where = "no complete checkpoint was written (free space, then start again with --overwrite)"
+            raise StorageError(f"{err}; {where}") from err
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
