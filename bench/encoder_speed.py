@@ -281,6 +281,21 @@ def main() -> None:
     for precision in ("fp32", "bf16"):
         k, t = encode_speed[(precision, "kexue")], encode_speed[(precision, "sentence-transformers")]
         lines.append(f"| {precision} | {k:,.0f} | {t:,.0f} | {k / t:.2f}x | {agreement[precision]:.5f} |")
+
+    def ratio(table, key_k, key_t):
+        return table[key_k] / table[key_t]
+
+    checks = [("forward fp32 (32 x 128) >= 1.15x transformers",
+               ratio(speed, ("32 x 128", "forward", "kexue"), ("32 x 128", "forward", "transformers")), 1.15),
+              ("forward bf16 (32 x 128) >= 1.15x transformers",
+               ratio(speed_bf16, ("32 x 128", "forward", "kexue"), ("32 x 128", "forward", "transformers")), 1.15),
+              ("encode fp32 >= 1.3x sentence-transformers",
+               ratio(encode_speed, ("fp32", "kexue"), ("fp32", "sentence-transformers")), 1.3),
+              ("encode bf16 >= 1.3x sentence-transformers",
+               ratio(encode_speed, ("bf16", "kexue"), ("bf16", "sentence-transformers")), 1.3),
+              ("bf16 forward >= 60% of the bf16 matmul peak", achieved / peak, 0.6)]
+    lines += ["", "| target (issue 9) | measured | met |", "|---|---|---|"]
+    lines += [f"| {name} | {value:.2f} | {'yes' if value >= goal else 'no'} |" for name, value, goal in checks]
     lines += ["", "| peak RSS growth at 32 x 128 | kexue MiB | transformers MiB | ratio |", "|---|---|---|---|"]
     for mode in ("forward", "train"):
         k, t = memory[(mode, "kexue")], memory[(mode, "transformers")]
