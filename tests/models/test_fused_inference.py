@@ -111,17 +111,19 @@ def test_bad_arguments():
         fused_linear(lin, torch.randn(1, 48), activation="gelu", residual=torch.randn(1, 40))
 
 
-def _tiny_bert():
+def _tiny(family):
     torch.manual_seed(0)
-    cfg = TransformerConfig(family="bert", vocab_size=120, hidden_size=64, num_hidden_layers=3,
+    cfg = TransformerConfig(family=family, vocab_size=120, hidden_size=64, num_hidden_layers=3,
                             num_attention_heads=4, intermediate_size=128, max_position_embeddings=64,
                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     return Transformer(cfg).eval()
 
 
-def test_bf16_backbone_fused_equals_unfused_and_tracks_fp32():
-    """The whole block in bf16: fused kernels vs the same model with the fusion off (both bf16), and vs fp32."""
-    model = _tiny_bert()
+@pytest.mark.parametrize("family", ["bert", "roformer", "roformer_v2"])
+def test_bf16_backbone_fused_equals_unfused_and_tracks_fp32(family):
+    """The whole block in bf16: fused kernels vs the same model with the fusion off (both bf16), and vs fp32
+    (RoFormer: fp32 rotary tables on bf16 q/k; RoFormerV2: bias-free projections, scale-free norm)."""
+    model = _tiny(family)
     ids = torch.randint(1, 120, (3, 17))
     mask = torch.ones(3, 17, dtype=torch.long)
     mask[1, 9:] = 0
