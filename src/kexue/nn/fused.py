@@ -16,6 +16,9 @@ float32 stays on ``F.linear`` on purpose: oneDNN's fp32 GEMM sums the 1536 produ
 another order than MKL's and differs from transformers' BertModel by up to 3e-5 (values up to 17), which breaks
 the 1e-5 parity the tests hold. The float32 inference path is made cheaper only by exact means: the activation
 and the residual add run in place on the fresh GEMM output (no extra allocation, bit-identical results).
+
+``torch.compile`` was measured instead and does not pay here: on MiniLM in bf16 at 32 x 128 (2 threads) it took
+32 s to compile and then ran at 0.67x the speed of this eager fused path.
 """
 
 from __future__ import annotations
