@@ -295,7 +295,7 @@ def main() -> None:
                ratio(encode_speed, ("bf16", "kexue"), ("bf16", "sentence-transformers")), 1.3),
               ("bf16 forward >= 60% of the bf16 matmul peak", achieved / peak, 0.6)]
     lines += ["", "| target (issue 9) | measured | met |", "|---|---|---|"]
-    lines += [f"| {name} | {value:.2f} | {'yes' if value >= goal else 'no'} |" for name, value, goal in checks]
+    lines += [f"| {name} | {value:.3f} | {'yes' if value >= goal else 'no'} |" for name, value, goal in checks]
     lines += ["", "| peak RSS growth at 32 x 128 | kexue MiB | transformers MiB | ratio |", "|---|---|---|---|"]
     for mode in ("forward", "train"):
         k, t = memory[(mode, "kexue")], memory[(mode, "transformers")]
