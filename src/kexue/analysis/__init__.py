@@ -5,10 +5,14 @@
   ``transformers`` ``LogitsProcessor`` (imported on demand: transformers is slow to import).
 * :mod:`~kexue.analysis.leaderboard` — AM/GM/HM leaderboard means over one checked task set, ranks, Kendall τ,
   decimal-comma parsing (https://kexue.fm/archives/8783).
+* :mod:`~kexue.analysis.simsiam` — SimSiam's toy dynamics in three modes (scipy ``solve_ivp``), conserved quantities,
+  limits and the plot (https://kexue.fm/archives/7980); the loss is :class:`kexue.losses.SimSiamLoss`.
 """
 
 from kexue.analysis.entropy import EntropyWarper, entropy, entropy_normalize, entropy_normalize_logits
 from kexue.analysis.leaderboard import LeaderboardMeans, TaskSetMismatch, leaderboard_means, read_leaderboard
+from kexue.analysis.simsiam import conserved_quantity, plot_simsiam, simsiam_limit, simsiam_toy
 
 __all__ = ["EntropyWarper", "LeaderboardMeans", "TaskSetMismatch", "entropy", "entropy_normalize",
-           "entropy_normalize_logits", "leaderboard_means", "read_leaderboard"]
+           "conserved_quantity", "entropy_normalize_logits", "leaderboard_means", "plot_simsiam", "read_leaderboard",
+           "simsiam_limit", "simsiam_toy"]

@@ -7,7 +7,9 @@ from kexue.losses.multilabel import (
     sparse_multilabel_categorical_crossentropy,
 )
 from kexue.losses.sbert import CosineMSELoss, SoftmaxLoss, cosine_mse_loss
+from kexue.losses.simsiam import SimSiamLoss, simsiam_predictor
 
-__all__ = ["CoSENTLoss", "CosineMSELoss", "MultilabelCategoricalCrossentropy", "SoftmaxLoss", "cosent_loss",
+__all__ = ["CoSENTLoss", "CosineMSELoss", "MultilabelCategoricalCrossentropy", "SimSiamLoss", "SoftmaxLoss",
+           "simsiam_predictor", "cosent_loss",
            "cosent_loss_from_embeddings", "cosine_mse_loss", "multilabel_categorical_crossentropy",
            "sparse_multilabel_categorical_crossentropy"]
