@@ -7,12 +7,16 @@
   decimal-comma parsing (https://kexue.fm/archives/8783).
 * :mod:`~kexue.analysis.simsiam` — SimSiam's toy dynamics in three modes (scipy ``solve_ivp``), conserved quantities,
   limits and the plot (https://kexue.fm/archives/7980); the loss is :class:`kexue.losses.SimSiamLoss`.
+* :mod:`~kexue.analysis.gradient_penalty` — both sides of the input/parameter gradient-penalty inequality of an MLP,
+  per-layer W- and b-parts, spectral norms in float64 (https://kexue.fm/archives/8796);
+  :mod:`~kexue.analysis.gradient_ratio` tracks the two gradient norms over a classifier's checkpoints.
 """
 
 from kexue.analysis.entropy import EntropyWarper, entropy, entropy_normalize, entropy_normalize_logits
+from kexue.analysis.gradient_penalty import InequalityResult, gradient_penalty_inequality
 from kexue.analysis.leaderboard import LeaderboardMeans, TaskSetMismatch, leaderboard_means, read_leaderboard
 from kexue.analysis.simsiam import conserved_quantity, plot_simsiam, simsiam_limit, simsiam_toy
 
-__all__ = ["EntropyWarper", "LeaderboardMeans", "TaskSetMismatch", "entropy", "entropy_normalize",
-           "conserved_quantity", "entropy_normalize_logits", "leaderboard_means", "plot_simsiam", "read_leaderboard",
+__all__ = ["EntropyWarper", "InequalityResult", "LeaderboardMeans", "TaskSetMismatch", "entropy", "entropy_normalize",
+           "conserved_quantity", "entropy_normalize_logits", "gradient_penalty_inequality", "leaderboard_means", "plot_simsiam", "read_leaderboard",
            "simsiam_limit", "simsiam_toy"]
