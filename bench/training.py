@@ -41,7 +41,7 @@ from _results import provenance, write_section  # noqa: E402
 # technique -> (ClassifyConfig overrides, learning-rate factor, batch-size divisor)
 TECHNIQUES = {
     "baseline": ({}, 1.0, 1),
-    "fgm": ({"adversarial": "fgm", "epsilon": 1.0}, 1.0, 1),
+    "fgm": ({"adversarial": "fgm", "epsilon": 0.1}, 1.0, 1),
     "gradient-penalty": ({"gradient_penalty": 1.0}, 1.0, 1),
     "child-tuning-f": ({"child_tuning": "F", "reserve_p": 0.3}, 1.0, 1),
     "child-tuning-d": ({"child_tuning": "D", "reserve_p": 0.3}, 1.0, 1),

@@ -60,7 +60,9 @@ class FGM:
     Args:
         model: an ``nn.Embedding`` or any module with ``get_input_embeddings()`` (transformers models, kexue's
             Transformer).
-        epsilon: perturbation size ε (Frobenius norm of δ for ``norm="l2"``; the post's default 1, its example 0.5).
+        epsilon: perturbation size ε (Frobenius norm of δ for ``norm="l2"``). Default 0.1: on sst2 with
+            all-MiniLM-L6-v2 (batch 32) ε in 0.05–0.3 gave 84.2–84.7 dev accuracy in both loss modes, above the
+            83.35 baseline, while the post's ε = 1 fell to 57.6 (adv_only); see "How ε scales" above.
         norm: ``"l2"`` (``δ = εG/(‖G‖_F+1e-8)``) or ``"sign"`` (``δ = ε·sign(G)``).
         loss_mode: ``"adv_only"`` (Su) or ``"clean_plus_adv"`` (common PyTorch recipe); used by :meth:`perturbed`.
         norm_eps: stabiliser added to ‖G‖_F (Su's code: 1e-8); with 0 a zero gradient gives δ = 0.
@@ -82,7 +84,7 @@ class FGM:
     Source: https://kexue.fm/archives/7234
     """
 
-    def __init__(self, model: nn.Module, epsilon: float = 1.0, norm: str = "l2", loss_mode: str = "adv_only",
+    def __init__(self, model: nn.Module, epsilon: float = 0.1, norm: str = "l2", loss_mode: str = "adv_only",
                  norm_eps: float = 1e-8) -> None:
         if epsilon < 0:
             raise ConfigError(f"epsilon must be >= 0, got {epsilon}")

@@ -82,7 +82,7 @@ class ClassifyConfig:
     reserve_p: float = 0.3
     child_tuning_apply_to: str = "grad"
     adversarial: str = "none"
-    epsilon: float = 1.0
+    epsilon: float = 0.1
     fgm_loss_mode: str = "adv_only"
     gradient_penalty: float | None = None
     gradient_penalty_kind: str = "input"
