@@ -25,6 +25,9 @@ SUPPORTED_MODEL_TYPES = ("bert", "roformer", "roformer_v2", "roformerv2")
 AUTOMODEL_HINT = ("for other architectures use transformers.AutoModel.from_pretrained(path), or "
                   "kexue.models.load_encoder(path), which falls back to it for model types kexue does not cover")
 _KEXUE_KEYS = ("residual_attention", "attention_scale", "attention_train_length", "attention_mask_kind")
+#: Token mixers for ``token_mixing`` (https://kexue.fm/archives/8431): self-attention, FNet's Fourier mixing, gMLP's
+#: spatial gating.
+TOKEN_MIXERS = ("attention", "fnet", "gmlp")
 
 
 @dataclass
@@ -48,6 +51,12 @@ class TransformerConfig:
         attention_mask_kind: ``"bidirectional"``, ``"causal"`` or ``"unilm"`` (prefix mask from token_type_ids).
         pooler, mlm, nsp: which heads the model has (pooler ``tanh(dense(h_CLS))``, tied masked-LM head,
             next-sentence head; NSP needs the pooler).
+        token_mixing: ``None`` (every layer attends) or one entry per layer from ``TOKEN_MIXERS``: ``"attention"``,
+            ``"fnet"`` (``Re(FFT2)``, no parameters) or ``"gmlp"`` (spatial gating unit), replacing that layer's
+            attention (the MLP-style models of https://kexue.fm/archives/8431). Bidirectional masks only, no
+            residual attention.
+        token_mixing_seq_len: the ``n`` of gMLP's ``n × n`` token-mixing matrix (default
+            ``max_position_embeddings``).
     Raises:
         ConfigError: any invalid value, naming the field.
     """
@@ -75,6 +84,8 @@ class TransformerConfig:
     pooler: bool = True
     mlm: bool = False
     nsp: bool = False
+    token_mixing: list[str] | None = None
+    token_mixing_seq_len: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -120,6 +131,30 @@ class TransformerConfig:
             raise bad("pad_token_id", f"an id in [0, vocab_size={self.vocab_size})")
         if self.nsp and not self.pooler:
             raise bad("nsp", "False when pooler is False (the NSP head reads the pooler output)")
+        if self.token_mixing is not None:
+            self._validate_token_mixing(bad)
+
+    def _validate_token_mixing(self, bad) -> None:
+        mixing = self.token_mixing
+        if (not isinstance(mixing, (list, tuple)) or len(mixing) != self.num_hidden_layers
+                or any(m not in TOKEN_MIXERS for m in mixing)):
+            raise bad("token_mixing", f"None or a list of {self.num_hidden_layers} entries (one per layer) from "
+                      f"{TOKEN_MIXERS}")
+        self.token_mixing = list(mixing)
+        if any(m != "attention" for m in mixing):
+            if self.attention_mask_kind != "bidirectional":
+                raise bad("token_mixing", "only 'attention' layers with attention_mask_kind "
+                          f"{self.attention_mask_kind!r} (FNet and gMLP mixing are bidirectional)")
+            if self.residual_attention:
+                raise bad("token_mixing", "only 'attention' layers with residual_attention (the score chain "
+                          "needs every layer's attention)")
+        n = self.token_mixing_seq_len
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise bad("token_mixing_seq_len", "None or a positive integer")
+
+    def token_mixer(self, layer: int) -> str:
+        """The token mixer of layer ``layer`` (``"attention"`` unless ``token_mixing`` says otherwise)."""
+        return "attention" if self.token_mixing is None else self.token_mixing[layer]
 
     # ------------------------------------------------------------------ derived
     @property
@@ -238,6 +273,8 @@ class TransformerConfig:
             d["is_decoder"] = True
         all_fields = asdict(self)
         d["kexue"] = {k: all_fields[k] for k in _KEXUE_KEYS + ("pooler", "mlm", "nsp")}
+        if self.token_mixing is not None:  # written only when set, so attention-only configs are unchanged
+            d["kexue"].update(token_mixing=list(self.token_mixing), token_mixing_seq_len=self.token_mixing_seq_len)
         return d
 
     def _architecture(self) -> str:

@@ -25,6 +25,7 @@ from kexue.models.outputs import TransformerOutput
 from kexue.nn.attention import MultiHeadAttention, entropy_invariant_factor
 from kexue.nn.fused import FUSED_ACTIVATIONS, fused_linear
 from kexue.nn.masks import build_attention_mask, key_counts, mask_to_bias
+from kexue.nn.mixers import FNetTokenMixer, GatedTokenMixer
 from kexue.nn.norms import make_norm
 from kexue.nn.rotary import rotary_tables
 
@@ -55,14 +56,25 @@ class Embeddings(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Post-norm block: ``x = norm(x + α·drop(MHA(x)))``, ``x = norm(x + α·drop(W2 act(W1 x)))``."""
+    """Post-norm block: ``x = norm(x + α·drop(MHA(x)))``, ``x = norm(x + α·drop(W2 act(W1 x)))``.
 
-    def __init__(self, config: TransformerConfig) -> None:
+    ``config.token_mixer(layer_index)`` other than ``"attention"`` puts an FNet or gMLP token mixer
+    (:mod:`kexue.nn.mixers`) in the attention slot, under the same name ``attention``.
+    """
+
+    def __init__(self, config: TransformerConfig, layer_index: int = 0) -> None:
         super().__init__()
         bias = config.use_bias
-        self.attention = MultiHeadAttention(config.hidden_size, config.num_attention_heads, bias=bias,
-                                            dropout=config.attention_probs_dropout_prob,
-                                            rotary_value=config.rotary_value)
+        mixer = config.token_mixer(layer_index)
+        if mixer == "attention":
+            self.attention = MultiHeadAttention(config.hidden_size, config.num_attention_heads, bias=bias,
+                                                dropout=config.attention_probs_dropout_prob,
+                                                rotary_value=config.rotary_value)
+        elif mixer == "fnet":
+            self.attention = FNetTokenMixer()
+        else:
+            self.attention = GatedTokenMixer(config.hidden_size,
+                                             config.token_mixing_seq_len or config.max_position_embeddings, bias)
         self.attention_norm = make_norm(config.norm_type, config.hidden_size, config.layer_norm_eps)
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
@@ -112,7 +124,7 @@ class Transformer(nn.Module):
         self.embeddings = Embeddings(config)
         self.embeddings_project = (nn.Linear(config.embedding_width, config.hidden_size, bias=config.use_bias)
                                    if config.embedding_width != config.hidden_size else None)
-        self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_hidden_layers))
+        self.layers = nn.ModuleList(TransformerBlock(config, i) for i in range(config.num_hidden_layers))
         self.pooler = Pooler(config.hidden_size) if config.pooler else None
         self.mlm_head = MaskedLMHead(config) if config.mlm else None
         self.nsp_head = NSPHead(config.hidden_size) if config.nsp else None
