@@ -10,8 +10,14 @@
 * :mod:`~kexue.analysis.gradient_penalty` — both sides of the input/parameter gradient-penalty inequality of an MLP,
   per-layer W- and b-parts, spectral norms in float64 (https://kexue.fm/archives/8796);
   :mod:`~kexue.analysis.gradient_ratio` tracks the two gradient norms over a classifier's checkpoints.
+* :mod:`~kexue.analysis.crf_legality` — the row-wise legality predicate of a CRF transition matrix and the synthetic
+  BMES experiment of the CRF learning-rate article (https://kexue.fm/archives/7196).
+
+The MLP-style token mixers of https://kexue.fm/archives/8431 are :class:`kexue.nn.FNetMixing` and
+:class:`kexue.nn.SpatialGatingUnit` (``TransformerConfig.token_mixing``).
 """
 
+from kexue.analysis.crf_legality import bmes_crf_experiment, bmes_legal_transitions, is_legal, row_legality
 from kexue.analysis.entropy import EntropyWarper, entropy, entropy_normalize, entropy_normalize_logits
 from kexue.analysis.gradient_penalty import InequalityResult, gradient_penalty_inequality
 from kexue.analysis.leaderboard import LeaderboardMeans, TaskSetMismatch, leaderboard_means, read_leaderboard
@@ -19,4 +25,5 @@ from kexue.analysis.simsiam import conserved_quantity, plot_simsiam, simsiam_lim
 
 __all__ = ["EntropyWarper", "InequalityResult", "LeaderboardMeans", "TaskSetMismatch", "entropy", "entropy_normalize",
            "conserved_quantity", "entropy_normalize_logits", "gradient_penalty_inequality", "leaderboard_means", "plot_simsiam", "read_leaderboard",
-           "simsiam_limit", "simsiam_toy"]
+           "simsiam_limit", "simsiam_toy", "bmes_crf_experiment", "bmes_legal_transitions", "is_legal",
+           "row_legality"]
