@@ -126,3 +126,13 @@ def test_transformers_generate_uses_the_processor():
     assert len(out.scores) == 5
     for step in out.scores:
         assert abs(entropy(torch.softmax(step.double(), -1)).item() - 1.5) < 1e-5
+
+
+def test_no_cycle_on_a_nearly_flat_row_with_a_few_larger_entries():
+    # an add-one smoothed bigram row (counts 7, 2 and 57 ones): the plain Newton iteration overshoots to
+    # near one-hot (H ~ 1e-3 nats) and back to near uniform (H ~ 4.07) forever; the bracketed one converges
+    counts = torch.ones(59, dtype=torch.float64)
+    counts[0], counts[1] = 7.0, 2.0
+    p = counts / counts.sum()
+    assert abs(entropy(entropy_normalize(p, 1.5, n_iter=4)).item() - 1.5) < 1e-5
+    assert abs(entropy(entropy_normalize(p, 1.5, n_iter=8)).item() - 1.5) < 1e-12

@@ -66,7 +66,11 @@ def entropy_normalize(p: Tensor, target_entropy: float | Tensor, n_iter: int = 4
 
     Runs ``n_iter`` Newton steps of the article (each applied to the current distribution). With 5 steps a random
     row (n = 100, H* = log 30) is within 1e-12 of the target in float64; 1–2 steps give rough control. Each step's
-    γ is clipped to ``[GAMMA_MIN, GAMMA_MAX]`` (order kept, no wild jumps from a near-uniform row).
+    γ is clipped to ``[GAMMA_MIN, GAMMA_MAX]`` (order kept, no wild jumps from a near-uniform row), and a step
+    that leaves the bracket of exponents known to lie on either side of the target is replaced by bisection
+    (geometric mean of the bracket): the plain iteration can cycle on near-uniform rows with a few larger entries
+    (a smoothed bigram row went 3.96 -> 0.0009 -> 4.07 -> 0.0009 nats for H* = 1.5); such rows need more than 4
+    steps.
 
     Guards: zero entries stay zero and are excluded from the support; a row whose ``Var(log p)`` is below ``eps``
     (uniform over its support) is returned unchanged; a row whose target is ``log n`` becomes exactly uniform over
@@ -105,14 +109,30 @@ def entropy_normalize(p: Tensor, target_entropy: float | Tensor, n_iter: int = 4
     target = torch.broadcast_to(target, support.shape)
     _check_target(target, support)
     zeros = torch.zeros_like(work)
-    logp = torch.where(positive, torch.log(work.clamp_min(torch.finfo(work.dtype).tiny)), zeros)
+    neg_inf = torch.full_like(work, -math.inf)
+    logp0 = torch.where(positive, torch.log(work.clamp_min(torch.finfo(work.dtype).tiny)), zeros)
+    logp = logp0
+    # The iterate is p0^Γ / Σ p0^Γ with Γ the product of the steps' γ (the article's step on the current row,
+    # computed from p0 so rounding does not accumulate). H falls monotonically in Γ, so a bracket [lo, hi] on Γ is
+    # kept: a Newton step leaving it (the linearisation overshooting, e.g. near-uniform rows with a few larger
+    # entries, which would otherwise cycle between near-uniform and near-one-hot) is replaced by bisection.
+    big = torch.finfo(work.dtype).max
+    total = torch.ones_like(target)
+    lo = torch.zeros_like(target)
+    hi = torch.full_like(target, big)
     for _ in range(n_iter):
         h, second = _entropy_terms(logp, work, dim)
         denom = h * h - second  # = −Var_p(log p) <= 0
         flat = denom.abs() < eps
+        lo = torch.where(h > target, torch.maximum(lo, total), lo)
+        hi = torch.where(h <= target, torch.minimum(hi, total), hi)
         gamma = 1.0 + (target - h) / torch.where(flat, -torch.ones_like(denom), denom)
         gamma = torch.where(flat, torch.ones_like(gamma), gamma.clamp(GAMMA_MIN, GAMMA_MAX))
-        scaled = torch.where(positive, gamma * logp, torch.full_like(logp, -math.inf))
+        proposal = total * gamma
+        outside = ((proposal <= lo) | (proposal >= hi)) & (proposal != total)  # γ = 1: converged
+        middle = torch.where(lo > 0, torch.sqrt(lo * hi.clamp_max(1e300)), 0.5 * hi)
+        total = torch.where(outside & (hi < big) & ~flat, middle, proposal)
+        scaled = torch.where(positive, total * logp0, neg_inf)
         logp = torch.where(positive, scaled - torch.logsumexp(scaled, dim, keepdim=True), zeros)
         work = torch.where(positive, torch.exp(logp), zeros)
     # H* = log n is only approached as γ -> 0: return the limit (uniform over the support) exactly
@@ -159,14 +179,15 @@ class EntropyWarper:
 
     Args:
         target_entropy: ``H*`` in nats (> 0).
-        n_iter: Newton steps per decoding step (4 by default).
+        n_iter: Newton steps per decoding step (8 by default: on an add-one smoothed character bigram LM of sst2,
+            21 of 59 rows were more than 1e-4 nats off H* = 1.5 after 4 steps, none after 8).
     Raises:
         ConfigError: ``target_entropy < 0`` or ``n_iter < 0``.
 
     Source: https://kexue.fm/archives/8829.
     """
 
-    def __init__(self, target_entropy: float, n_iter: int = 4) -> None:
+    def __init__(self, target_entropy: float, n_iter: int = 8) -> None:
         if not (isinstance(target_entropy, (int, float)) and target_entropy >= 0 and math.isfinite(target_entropy)):
             raise ConfigError(f"--target-entropy: expected a finite value >= 0 (nats), got {target_entropy!r}")
         if n_iter < 0:

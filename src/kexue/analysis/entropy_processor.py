@@ -21,12 +21,12 @@ class EntropyNormalizationLogitsProcessor(LogitsProcessor):
 
     Args:
         target_entropy: ``H*`` in nats (≥ 0; clipped per row to ``log`` of the allowed tokens).
-        n_iter: Newton steps per decoding step.
+        n_iter: Newton steps per decoding step (8; see :class:`kexue.analysis.entropy.EntropyWarper`).
     Raises:
         ConfigError: ``target_entropy < 0`` or ``n_iter < 0``.
     """
 
-    def __init__(self, target_entropy: float, n_iter: int = 4) -> None:
+    def __init__(self, target_entropy: float, n_iter: int = 8) -> None:
         self._warper = EntropyWarper(target_entropy, n_iter)
         self.target_entropy = self._warper.target_entropy
         self.n_iter = self._warper.n_iter
