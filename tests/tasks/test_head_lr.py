@@ -71,12 +71,14 @@ def test_ner_crf_head_gets_head_lr_and_crf_multiplier_stays_separate(tmp_path, t
     assert meta["crf_lr_multiplier"] == 100  # the re-parameterisation is kept, on top of --head-lr
 
 
-def test_ner_without_head_lr_keeps_one_rate(tmp_path, tiny_bert_dir, kexue_data):
-    out = tmp_path / "run"
-    main(["train", "ner", "--model", str(tiny_bert_dir), "--head", "global_pointer", "--lr", "2e-4",
-          "--train-limit", "16", "--eval-limit", "8", "--batch-size", "16", "--epochs", "1", "--max-length", "48",
-          "--output", str(out), "--no-progress"])
-    state = last_state(out)
+def test_ner_default_head_lr_is_5e_3_and_equal_rates_give_one_rate(tmp_path, tiny_bert_dir, kexue_data):
+    common = ["--model", str(tiny_bert_dir), "--head", "global_pointer", "--lr", "2e-4", "--train-limit", "16",
+              "--eval-limit", "8", "--batch-size", "16", "--epochs", "1", "--max-length", "48", "--no-progress"]
+    main(["train", "ner", *common, "--output", str(tmp_path / "default")])
+    assert '"head_lr": 0.005' in (tmp_path / "default" / "config.json").read_text()
+    assert_head_split(saved_group_lrs(tmp_path / "default"), "head.", 5e-3, 2e-4)
+    main(["train", "ner", *common, "--head-lr", "2e-4", "--output", str(tmp_path / "same")])
+    state = last_state(tmp_path / "same")
     assert {g["initial_lr"] for g in state["optimizer"]["param_groups"]} == {2e-4}
 
 

@@ -30,8 +30,9 @@ RunModel = Annotated[str, typer.Option("--model", "-m", help="Run folder (its be
 Input = Annotated[Optional[Path], typer.Option("--input", "-i", help="Text lines (default stdin).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON lines file (default stdout).")]
 PredictBatch = Annotated[int, typer.Option(min=1, help="Texts per forward pass.")]
-HeadLR = Annotated[Optional[float], typer.Option(help="Peak learning rate of the task head (absolute; the encoder "
-                                                      "stays at --lr). Default: the same as --lr.")]
+HeadLR = Annotated[float, typer.Option(help="Peak learning rate of the task head (absolute; the encoder stays at "
+                                             "--lr; a CRF's --crf-lr-multiplier applies on top). 5e-3 was best on "
+                                             "CoNLL-2003 for the GlobalPointer heads (docs/RESULTS.md).")]
 
 
 def _common(model: str, data: str, max_length: int, head_size: int, train_limit: int | None,
@@ -72,7 +73,7 @@ def train_ner_command(
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
     save_every: O.SaveEvery = O.DEFAULT_SAVE_EVERY, keep_checkpoints: O.KeepCheckpoints = 1,
     overwrite: O.Overwrite = False,
-    progress: O.ProgressBar = True, head_lr: HeadLR = None,
+    progress: O.ProgressBar = True, head_lr: HeadLR = 5e-3,
 ) -> None:
     """Train an NER model (GlobalPointer kexue.fm/archives/8373, Efficient GP /8877, CRF, softmax)."""
     from kexue.tasks.ner import NerConfig, train_ner
@@ -97,7 +98,7 @@ def train_relation_command(
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
     save_every: O.SaveEvery = O.DEFAULT_SAVE_EVERY, keep_checkpoints: O.KeepCheckpoints = 1,
     overwrite: O.Overwrite = False,
-    progress: O.ProgressBar = True, head_lr: HeadLR = None,
+    progress: O.ProgressBar = True, head_lr: HeadLR = 5e-3,
 ) -> None:
     """Train GPLinker for joint entity-relation extraction (kexue.fm/archives/8888)."""
     from kexue.tasks.relation import RelationConfig, train_relation
@@ -122,7 +123,7 @@ def train_event_command(
     eval_every: O.EvalEvery = None, seed: O.Seed = 42, precision: O.Precision = "fp32", resume: O.Resume = False,
     save_every: O.SaveEvery = O.DEFAULT_SAVE_EVERY, keep_checkpoints: O.KeepCheckpoints = 1,
     overwrite: O.Overwrite = False,
-    progress: O.ProgressBar = True, head_lr: HeadLR = None,
+    progress: O.ProgressBar = True, head_lr: HeadLR = 5e-3,
 ) -> None:
     """Train GPLinker for joint event extraction (kexue.fm/archives/8926)."""
     from kexue.tasks.event import EventConfig, train_event
