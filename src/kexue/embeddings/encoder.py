@@ -19,6 +19,7 @@ from kexue.errors import ConfigError
 from kexue.hub import resolve_model_path
 from kexue.models.auto import load_encoder, position_limit
 from kexue.models.config import TransformerConfig
+from kexue.embeddings.whitening import Whitening
 from kexue.nn.pooling import POOLING_MODES, pool
 
 ENCODER_CONFIG = "kexue_encoder.json"
@@ -56,6 +57,8 @@ class SentenceEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.max_length = max_length
+        #: optional BERT-whitening applied by :meth:`encode` (saved with the model; see kexue.embeddings.whitening)
+        self.whitening: Whitening | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -84,6 +87,7 @@ class SentenceEncoder(nn.Module):
             saved = json.loads((path / ENCODER_CONFIG).read_text(encoding="utf-8"))
         encoder = cls(backbone, tokenizer, pooling or saved.get("pooling", "last-avg"),
                       max_length or saved.get("max_length", 64))
+        encoder.whitening = Whitening.load(path)
         return encoder.eval()
 
     def save_pretrained(self, path: str | Path) -> None:
@@ -94,6 +98,8 @@ class SentenceEncoder(nn.Module):
         self.tokenizer.save_pretrained(path)
         (path / ENCODER_CONFIG).write_text(
             json.dumps({"pooling": self.pooling, "max_length": self.max_length}, indent=2), encoding="utf-8")
+        if self.whitening is not None:
+            self.whitening.save(path)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -123,7 +129,8 @@ class SentenceEncoder(nn.Module):
         runs in bf16 (the fused kernels of :mod:`kexue.nn.fused`); the vectors come back as float32. Texts
         are sorted by token count so that each batch pads to little more than its own length, and the
         original order is restored. Batches whose ``token_type_ids`` are all 0 pass ``None`` (same result,
-        no segment lookup); batches without padding pass no mask to the attention.
+        no segment lookup); batches without padding pass no mask to the attention. A :attr:`whitening` is
+        applied (in float64) before ``normalize``; the width is then its ``k``.
 
         Raises:
             ConfigError: ``batch_size`` is not a positive integer (``--batch-size``).
@@ -133,7 +140,10 @@ class SentenceEncoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self._encode_sorted(texts, batch_size, normalize)
+            if self.whitening is None:
+                return self._encode_sorted(texts, batch_size, normalize)
+            raw = self._encode_sorted(texts, batch_size, False)
+            return self.whitening.transform(raw, normalize=normalize).astype(np.float32)
         finally:
             self.train(was_training)
 

@@ -2,7 +2,9 @@
 
 The folder holds the backbone in the Hugging Face layout at its root (module 0,
 ``sentence_transformers.models.Transformer``) and a ``1_Pooling`` module, so that
-``sentence_transformers.SentenceTransformer(folder)`` encodes to the same vectors as kexue.
+``sentence_transformers.SentenceTransformer(folder)`` encodes to the same vectors as kexue. A whitening saved with
+the encoder (:mod:`kexue.embeddings.whitening`) becomes a ``2_Dense`` module: weight ``kernel^T``, bias
+``-mean @ kernel``, identity activation.
 """
 
 from __future__ import annotations
@@ -86,6 +88,25 @@ def _write(encoder: SentenceEncoder, out: Path) -> None:
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
+    if encoder.whitening is not None:
+        modules.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+        _write_whitening_dense(encoder.whitening, out / "2_Dense")
     (out / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
     (out / "sentence_bert_config.json").write_text(
         json.dumps({"max_seq_length": encoder.max_length, "do_lower_case": False}, indent=2), encoding="utf-8")
+
+
+def _write_whitening_dense(whitening, folder: Path) -> None:
+    """A sentence-transformers ``Dense`` folder computing ``(x - mean) @ kernel`` as ``x W^T + b`` (float32)."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(exist_ok=True)
+    weight = torch.from_numpy(np.ascontiguousarray(whitening.kernel.T)).float()
+    bias = torch.from_numpy(-(whitening.mean @ whitening.kernel)).float()
+    save_file({"linear.weight": weight.contiguous(), "linear.bias": bias.contiguous()},
+              str(folder / "model.safetensors"))
+    config = {"in_features": whitening.input_dim, "out_features": whitening.n_components, "bias": True,
+              "activation_function": "torch.nn.modules.linear.Identity"}
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
