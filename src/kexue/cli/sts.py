@@ -113,6 +113,11 @@ def eval_sts_command(
     eval_limit: Annotated[Optional[int], typer.Option(help="Use only the first N pairs per split.")] = None,
     batch_size: EncodeBatch = 128,
     score_range: D.ScoreRangeOption = None,
+    whitening: Annotated[Optional[str], typer.Option(help="none, full or K (top-K components) BERT-whitening; unset: "
+                                                          "the whitening saved with the model, if any.")] = None,
+    fit_on: Annotated[Optional[str], typer.Option(help="What --whitening full|K is fitted on: task (the evaluated "
+                                                       "data itself, transductive), train, or a file of sentences.")
+                      ] = None,
 ) -> None:
     """Spearman x100 on dev and test (and accuracy/F1 at the dev threshold for binary data); a single --data file
     is scored once, as a whole. A metric that is undefined (constant cosines or scores) is written as null, with
@@ -120,7 +125,8 @@ def eval_sts_command(
     from kexue.tasks.sts import eval_sts
 
     results = eval_sts(model, data, eval_limit=eval_limit, batch_size=batch_size, pooling=pooling,
-                       score_range=D.score_range_tuple(score_range), log=typer.echo)
+                       score_range=D.score_range_tuple(score_range), log=typer.echo, whitening=whitening,
+                       fit_on=fit_on)
     O.echo_json(null_non_finite(results))
 
 

@@ -452,12 +452,16 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 def eval_sts(model: str, data: str, *, eval_limit: int | None = None, batch_size: int = 128,
              pooling: str | None = None, score_range: tuple[float, float] | None = None,
-             log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+             log: Callable[[str], None] = print, whitening: str | None = None,
+             fit_on: str | None = None) -> dict[str, dict[str, float]]:
     """Evaluate a saved encoder (run folder, checkpoint or alias) on ``data``'s dev and test splits, or on a single
     file as a whole (reported under its path).
 
     Args:
         score_range: ``--score-range``: check every score against it (registered datasets use their own range).
+        whitening / fit_on: ``--whitening none|full|K`` and ``--fit-on task|train|FILE``
+            (:func:`kexue.tasks.whitening.choose_whitening`); unset = the whitening saved with the model, if any.
+            The results then hold a ``"whitening"`` entry naming its fitting data and protocol.
 
     Raises:
         ConfigError, DataFormatError: as :func:`load_splits` (checked before the model is loaded).
@@ -465,7 +469,12 @@ def eval_sts(model: str, data: str, *, eval_limit: int | None = None, batch_size
     splits = load_splits(data, with_train=False, eval_limit=eval_limit, score_range=score_range)
     encoder = SentenceEncoder.from_pretrained(model, pooling=pooling)
     cfg = STSConfig(model=model, data=data, pooling=encoder.pooling, eval_batch_size=batch_size)
-    return evaluate_all(encoder, splits, cfg, log, "evaluation")
+    if whitening is None and fit_on is None and encoder.whitening is None:
+        return evaluate_all(encoder, splits, cfg, log, "evaluation")
+    from kexue.tasks.whitening import choose_whitening, whitening_report
+
+    encoder.whitening = choose_whitening(encoder, whitening, fit_on, data, batch_size=batch_size, log=log)
+    return {**evaluate_all(encoder, splits, cfg, log, "evaluation"), "whitening": whitening_report(encoder.whitening)}
 
 
 def known_datasets() -> list[str]:
