@@ -29,9 +29,11 @@ from kexue.data.label_checks import check_class_labels
 from kexue.data.splits import check_split_file, check_split_options, cut_dev_test
 from kexue.errors import ConfigError
 from kexue.optim.param_groups import head_lr_multipliers
+from kexue.tasks.classification_lora import PROJECTION_VARIANTS, apply_variant, check_lora_variant, projected_factory
 from kexue.tasks.classification_model import SequenceClassifier, load_classifier, with_lora
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import EMAHook, Hook, Trainer, TrainerConfig, no_decay_parameter_names, prepare_run_dir
+from kexue.train.seed import seed_everything
 from kexue.train.technique_hooks import (OPTIMIZERS, ChildTuningDHook, FGMHook, GradientPenaltyHook,
                                          build_optimizer_factory)
 
@@ -56,6 +58,10 @@ class ClassifyConfig:
             ``parameter``.
         ema: EMA decay per optimizer update (``None``: off).
         lora_rank: LoRA rank (``None``: full fine-tuning); lora_alpha; lora_targets: module names.
+        lora_variant: ``--lora-variant``: one of :data:`kexue.tasks.classification_lora.LORA_VARIANTS` (the
+            article's own LoRA forms at rank ``lora_rank``; ``None``: peft's standard LoRA when ``lora_rank`` is set).
+        class_thresholds: ``--class-thresholds``: search per-class weights (and, for two classes, a threshold on
+            ``P(y=1)``) on dev with the best checkpoint and report test at them (:mod:`kexue.metrics.class_thresholds`).
         ladder_side: Ladder Side-Tuning with a side network of width ``side_hidden`` and ``side_layers`` blocks.
         lr_multipliers: ``{parameter-name pattern: multiplier}``.
         head_lr: the classifier layer's peak learning rate (``--head-lr``, absolute; the encoder stays at
@@ -102,6 +108,8 @@ class ClassifyConfig:
     test: str | None = None
     split_ratio: float | None = None
     num_labels: int | None = None
+    lora_variant: str | None = None
+    class_thresholds: bool = False
 
     def __post_init__(self) -> None:
         if self.num_labels is not None and self.num_labels < 2:
@@ -130,6 +138,7 @@ class ClassifyConfig:
             raise ConfigError("--lora-rank and --ladder-side are exclusive")
         if self.lora_rank is not None and self.lora_rank < 1:
             raise ConfigError(f"--lora-rank: expected an integer >= 1, got {self.lora_rank}")
+        check_lora_variant(self.lora_variant, self.lora_rank, self.optimizer, self.ladder_side)
         if self.ema is not None and not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"--ema: expected a decay in [0, 1), got {self.ema}")
         for name in ("train_limit", "eval_limit"):
@@ -243,7 +252,10 @@ def build_model(cfg: ClassifyConfig, train: Sequence[TextExample], num_labels: i
     ladder = {"side_hidden": cfg.side_hidden, "side_layers": cfg.side_layers} if cfg.ladder_side else None
     model = SequenceClassifier(backbone, num_labels, tokenizer, cfg.pooling, cfg.dropout, cfg.max_length, pair,
                                ladder)
-    if cfg.lora_rank is not None:
+    if cfg.lora_variant is not None:
+        model.lora_variant_record = apply_variant(model, cfg.lora_variant, cfg.lora_rank, cfg.lora_targets,
+                                                  cfg.lora_alpha)
+    elif cfg.lora_rank is not None:
         model = with_lora(model, cfg.lora_rank, list(cfg.lora_targets), cfg.lora_alpha)
     return model
 
@@ -304,9 +316,14 @@ def build_techniques(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, model: nn.
     factory = build_optimizer_factory(cfg.optimizer, accumulation_steps=k if cfg.in_momentum else 1,
                                       reserve_p=cfg.reserve_p, child_tuning_apply_to=cfg.child_tuning_apply_to,
                                       lr_multipliers=multipliers, no_decay=no_decay_parameter_names(model))
+    if cfg.lora_variant in PROJECTION_VARIANTS:
+        factory = projected_factory(model, cfg.lora_variant, cfg.lora_rank, cfg.lora_alpha, multipliers,
+                                    no_decay_parameter_names(model))
     hooks: list[Hook] = []
     record: dict[str, Any] = {"optimizer": cfg.optimizer, "accumulation": "none" if k == 1 else
                               ("in-momentum" if cfg.in_momentum else "classic"), "accumulation_steps": k}
+    if cfg.lora_variant is not None:
+        record["lora_variant"] = getattr(model, "lora_variant_record", None)
     if cfg.child_tuning == "D":
         hooks.append(ChildTuningDHook(cfg.reserve_p, max_batches=cfg.fisher_batches))
     if cfg.adversarial == "fgm":
@@ -344,6 +361,7 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
     log(f"{cfg.data}: train {len(train)}, dev {len(dev)}, test {len(test) if test is not None else '-'}; "
         f"{num_labels} classes" + (f"; dev and test cut by --split-ratio {cfg.split_ratio:g}, seed {trainer_cfg.seed}"
                                    if cfg.split_ratio is not None else ""))
+    seed_everything(trainer_cfg.seed)  # --seed decides the head's (and a scratch encoder's) initialisation
     model = build_model(cfg, train, num_labels)
     trainer_cfg = dataclasses.replace(trainer_cfg, metric_for_best=trainer_cfg.metric_for_best or "accuracy")
     trainer_cfg, factory, hooks, record = build_techniques(cfg, trainer_cfg, model)
@@ -369,6 +387,13 @@ def train_classify(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, log: Callabl
     after = {"dev": {"accuracy": accuracy(best, make_features(best, dev), cfg.eval_batch_size)}}
     if test is not None:
         after["test"] = {"accuracy": accuracy(best, make_features(best, test), cfg.eval_batch_size)}
+    if cfg.class_thresholds:
+        from kexue.tasks.classification_thresholds import threshold_report
+        probs = {s: (predict_logits(best, make_features(best, ex), cfg.eval_batch_size).softmax(-1),
+                     [int(e.label) for e in ex]) for s, ex in (("dev", dev), ("test", test)) if ex is not None}
+        report = threshold_report(*probs["dev"], *probs.get("test", (None, None)), best_dir)
+        for split, metrics in report.items():
+            after[split].update(metrics)
     log(f"{cfg.data} after training (best dev checkpoint): "
         + "; ".join(f"{split} accuracy {m['accuracy']:.2f}" for split, m in after.items()))
     results = {"data": cfg.data, "model": cfg.model, "techniques": record, "fit": jsonable(fit), "after": after,
@@ -389,13 +414,22 @@ def resolve_model_dir(path: str | Path) -> Path:
     raise ConfigError(f"--model {path}: no saved classifier here (expected best/, last/ or kexue_classifier.json)")
 
 
-def predict_classify(model_dir: str | Path, lines: Sequence[str], batch_size: int = 64, where: str = "<stdin>"
-                     ) -> list[dict[str, Any]]:
+def predict_classify(model_dir: str | Path, lines: Sequence[str], batch_size: int = 64, where: str = "<stdin>",
+                     class_thresholds: bool = False) -> list[dict[str, Any]]:
     """Classify text lines (pair models: ``text_a \\t text_b``): ``[{"label": int, "probs": [float]}]``.
 
-    Raises: ConfigError naming the line for an empty line or a wrong number of tab-separated fields.
+    ``class_thresholds``: the label is ``argmax_c p_c·t_c`` with the weights searched on dev at training
+    (``--class-thresholds``), else the plain argmax.
+
+    Raises: ConfigError naming the line for an empty line or a wrong number of tab-separated fields, or for
+    ``class_thresholds`` without saved thresholds.
     """
-    model = load_classifier(resolve_model_dir(model_dir))
+    resolved = resolve_model_dir(model_dir)
+    weights = None
+    if class_thresholds:
+        from kexue.tasks.classification_thresholds import load_class_thresholds
+        weights = torch.tensor(load_class_thresholds(resolved))
+    model = load_classifier(resolved)
     texts, pairs = [], []
     for i, line in enumerate(lines, 1):
         fields = line.split("\t")
@@ -406,5 +440,6 @@ def predict_classify(model_dir: str | Path, lines: Sequence[str], batch_size: in
         pairs.append(fields[1] if model.pair else None)
     examples = [TextExample(t, p) for t, p in zip(texts, pairs)]
     probs = predict_logits(model, make_features(model, examples), batch_size).softmax(-1)
-    return [{"label": int(p.argmax()), "probs": [round(float(x), 6) for x in p]} for p in probs]
+    labels = (probs.double() * weights).argmax(-1) if weights is not None else probs.argmax(-1)
+    return [{"label": int(c), "probs": [round(float(x), 6) for x in p]} for c, p in zip(labels, probs)]
 

@@ -38,6 +38,7 @@ from kexue.tasks.common import ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
 from kexue.optim.param_groups import head_lr_multipliers
 from kexue.train.optimization import no_decay_parameter_names
+from kexue.train.seed import seed_everything
 from kexue.train.technique_hooks import build_optimizer_factory
 
 MODEL_CONFIG = "kexue_extraction.json"
@@ -321,6 +322,7 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
     """
     if splits.dev is None:
         raise ConfigError(f"--data {cfg.data}: a labelled dev split is needed to select the best checkpoint")
+    seed_everything(trainer_cfg.seed)  # --seed decides the head's (and a scratch encoder's) initialisation
     encoder, tokenizer = build_backbone(cfg.model, [e.text for e in splits.train], cfg.scratch, cfg.max_length)
     model = ExtractionModel(encoder, task.build_head(int(encoder.config.hidden_size)), tokenizer, task,
                             cfg.max_length)
