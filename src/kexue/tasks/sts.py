@@ -35,6 +35,7 @@ from kexue.metrics.sts import evaluate_pairs
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig, prepare_run_dir
 from kexue.train.distributed import is_main_process
+from kexue.train.seed import seed_everything
 
 LOSSES = ("cosent", "softmax", "mse")
 
@@ -362,6 +363,7 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     extra_splits = {name: load_splits(name, with_train=False, eval_limit=cfg.eval_limit) for name in cfg.extra_eval}
     train_labels = split_labels(splits.train, f"{cfg.data} train")
     texts = [t for p in splits.train for t in (p.text_a, p.text_b)]
+    seed_everything(trainer_cfg.seed)  # --seed decides a scratch encoder's and the softmax head's initialisation
     encoder = build_encoder(cfg, texts)
     trainer_cfg.metric_for_best = trainer_cfg.metric_for_best or "spearman"
     model = PairModel(encoder, make_head(cfg, encoder, train_labels))
