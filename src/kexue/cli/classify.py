@@ -60,6 +60,15 @@ def train_classify_command(
     lora_rank: Annotated[Optional[int], typer.Option(help="LoRA rank (kexue.fm/archives/9590).")] = None,
     lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha (default 2*rank).")] = None,
     lora_target: Annotated[Optional[list[str]], typer.Option(help="LoRA target modules.")] = None,
+    lora_variant: Annotated[Optional[str], typer.Option(help="The LoRA article's own forms at --lora-rank "
+                                                             "(kexue.fm/archives/9590): zero-b, symmetric, additive "
+                                                             "(modules), fixed-projection, random-projection, "
+                                                             "additive-projection (optimizer). Default: peft LoRA."
+                                                        )] = None,
+    class_thresholds: Annotated[bool, typer.Option("--class-thresholds/--no-class-thresholds",
+                                                   help="Search per-class thresholds (and P(y=1)'s for two "
+                                                        "classes) on dev, report test at them "
+                                                        "(kexue.fm/archives/8860).")] = False,
     ladder_side: Annotated[bool, typer.Option("--ladder-side/--no-ladder-side",
                                               help="Ladder Side-Tuning (kexue.fm/archives/9138).")] = False,
     side_hidden: Annotated[int, typer.Option(help="Ladder side-network width.")] = 128,
@@ -91,7 +100,8 @@ def train_classify_command(
                          lora_alpha=lora_alpha, lora_targets=tuple(lora_target or ("qkv", "attention.output")),
                          ladder_side=ladder_side, side_hidden=side_hidden, side_layers=side_layers,
                          dev=dev, test=test, split_ratio=split_ratio, num_labels=num_labels,
-                         lr_multipliers=_multipliers(lr_multiplier), head_lr=head_lr)
+                         lr_multipliers=_multipliers(lr_multiplier), head_lr=head_lr,
+                         lora_variant=lora_variant, class_thresholds=class_thresholds)
     tcfg = O.trainer_config(output, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                             warmup_ratio=warmup_ratio, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                             eval_every=eval_every, seed=seed, precision=precision, resume=resume, progress=progress,
@@ -107,6 +117,9 @@ def predict_classify_command(
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Text lines (default stdin); pair "
                                                                         "models: text_a<TAB>text_b.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 64,
+    class_thresholds: Annotated[bool, typer.Option("--class-thresholds/--no-class-thresholds",
+                                                   help="Label = argmax p_c*t_c with the thresholds searched on "
+                                                        "dev at training (--class-thresholds).")] = False,
 ) -> None:
     """Classify text lines (UTF-8; blank lines only at the end); one JSON object per line:
     {"label": id, "probs": [...]}."""
@@ -114,5 +127,6 @@ def predict_classify_command(
     from kexue.tasks.classification import predict_classify
 
     lines = read_text_lines(input)
-    for row in predict_classify(model, lines, batch_size=batch_size, where=str(input or "<stdin>")):
+    for row in predict_classify(model, lines, batch_size=batch_size, where=str(input or "<stdin>"),
+                                class_thresholds=class_thresholds):
         typer.echo(json.dumps(row))

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from kexue.adapters import LadderSideNetwork, apply_lora, merge_lora
+from kexue.adapters import LadderSideNetwork, LoRALinear, apply_lora, merge_lora, merge_lora_variants
 from kexue.data.tokenization import Tokenizer
 from kexue.errors import CheckpointError, ConfigError
 from kexue.models.auto import load_encoder
@@ -103,6 +103,8 @@ class SequenceClassifier(nn.Module):
         backbone = self.backbone
         if hasattr(backbone, "peft_config"):
             backbone = merge_lora(copy.deepcopy(backbone))
+        if any(isinstance(m, LoRALinear) for m in backbone.modules()):   # --lora-variant module forms
+            backbone = merge_lora_variants(copy.deepcopy(backbone))
         saver = backbone if hasattr(backbone, "save_pretrained") else getattr(backbone, "model", None)
         if saver is None or not hasattr(saver, "save_pretrained"):
             raise ConfigError(f"cannot save a backbone of type {type(backbone).__name__}")
