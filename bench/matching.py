@@ -1,0 +1,154 @@
+"""Bi-encoder vs cross-encoder at equal data: CoSENT, Sentence-BERT and "Interact" x ATEC, BQ, LCQMC, PAWS-X (zh)
+(+ AFQMC), test accuracy at the threshold searched on valid ("CoSENT(二)", https://kexue.fm/archives/8860).
+
+Only AFQMC ships a train split here, so for the others a fixed training part is cut from the dev/valid file (never
+from test): the file's labelled lines are shuffled with ``random.Random(0)``, the first ``--train-size`` become train
+and the next ``--valid-size`` valid (threshold and checkpoint selection). Test is the set's own labelled test file;
+BQ's test is unlabelled, so BQ's test is the next ``--valid-size`` lines of the same shuffled dev (disjoint); AFQMC:
+train.txt / the first half of dev.txt / the second half (its test is unlabelled too). The same cut for all three
+methods. No Chinese checkpoint exists yet: every row is a random-initialised character-level encoder
+(``--model scratch``, size below), so the numbers measure the recipes at a tiny budget, not the article's models.
+
+    python bench/matching.py --sets lcqmc --train-size 2000 --valid-size 1000 --epochs 1 --seeds 0
+
+CoSENT and Sentence-BERT: ``train_sts`` (``loss=cosent`` / ``softmax``, last-avg pooling, cosine threshold on valid);
+Interact: ``train_classify`` on ``[CLS] a [SEP] b [SEP]`` with the threshold on ``P(y = 1)`` searched on valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _results import provenance, write_section  # noqa: E402
+
+from kexue.data.registry import data_root  # noqa: E402
+from kexue.tasks.classification import ClassifyConfig, train_classify  # noqa: E402
+from kexue.tasks.common import ScratchModel  # noqa: E402
+from kexue.tasks.sts import STSConfig, train_sts  # noqa: E402
+from kexue.train import TrainerConfig  # noqa: E402
+
+#: (dev/valid file, test file or None, header lines, field columns) per set
+SETS = {"atec": ("ATEC.valid.data", "ATEC.test.data", 0, (0, 1, 2)),
+        "bq": ("dev.tsv", None, 0, (0, 1, 2)),
+        "lcqmc": ("dev.txt", "test.txt", 0, (0, 1, 2)),
+        "pawsx_zh": ("dev_2k.tsv", "test_2k.tsv", 1, (1, 2, 3)),
+        "afqmc": ("dev.txt", None, 0, (0, 1, 2))}
+#: the article's test accuracies (BERT base rows, spec matching_and_prompting §2); afqmc is not in the article
+ARTICLE = {"cosent": {"atec": 85.81, "bq": 83.24, "lcqmc": 86.67, "pawsx_zh": 76.30},
+           "sbert": {"atec": 84.93, "bq": 82.46, "lcqmc": 87.42, "pawsx_zh": 65.33},
+           "interact": {"atec": 85.49, "bq": 83.88, "lcqmc": 87.80, "pawsx_zh": 81.30}}
+METHODS = ("cosent", "sbert", "interact")
+SCRATCH = ScratchModel(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512,
+                       vocab_size=6000)
+
+
+def _read(path: Path, header: int, cols: tuple[int, int, int]) -> list[str]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines()[header:]:
+        f = line.split("\t")
+        if len(f) > max(cols) and f[cols[2]].strip() in ("0", "1"):
+            rows.append("\t".join(f[c].strip() for c in cols))
+    return rows
+
+
+def make_cut(name: str, train_size: int, valid_size: int, out: Path) -> dict[str, Path]:
+    """Write ``train.tsv``, ``valid.tsv``, ``test.tsv`` (``a \\t b \\t label``) of ``name`` under ``out``."""
+    dev_file, test_file, header, cols = SETS[name]
+    folder = data_root() / name
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _read(folder / dev_file, header, cols)
+    if name == "afqmc":
+        half = len(rows) // 2
+        parts = {"train": _read(folder / "train.txt", 0, cols)[:train_size], "valid": rows[:half][:valid_size],
+                 "test": rows[half:]}
+    else:
+        random.Random(0).shuffle(rows)
+        parts = {"train": rows[:train_size], "valid": rows[train_size:train_size + valid_size]}
+        parts["test"] = (_read(folder / test_file, header, cols) if test_file is not None
+                         else rows[train_size + valid_size:train_size + 2 * valid_size])
+    paths = {}
+    for split, lines in parts.items():
+        paths[split] = out / f"{split}.tsv"
+        paths[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths
+
+
+def run_one(method: str, paths: dict[str, Path], out: Path, args: argparse.Namespace, seed: int) -> dict:
+    tcfg = TrainerConfig(output_dir=out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                         seed=seed, progress_bar=False, overwrite=True, save_every=None, eval_every=None,
+                         metric_for_best="accuracy")
+    start = time.perf_counter()
+    if method == "interact":
+        cfg = ClassifyConfig(model="scratch", data=str(paths["train"]), dev=str(paths["valid"]),
+                             test=str(paths["test"]), max_length=2 * args.max_length, eval_limit=args.test_limit,
+                             class_thresholds=True, scratch=SCRATCH)
+        res = train_classify(cfg, tcfg, log=lambda _m: None)
+        acc = res["after"]["test"]["accuracy_p1_threshold"]
+    else:
+        cfg = STSConfig(model="scratch", data=str(paths["train"]), dev=str(paths["valid"]), test=str(paths["test"]),
+                        loss="cosent" if method == "cosent" else "softmax", max_length=args.max_length,
+                        eval_limit=args.test_limit, eval_before=False, scratch=SCRATCH)
+        res = train_sts(cfg, tcfg, log=lambda _m: None)
+        acc = res["after"]["test"]["accuracy"]
+    return {"method": method, "seed": seed, "test_accuracy": float(acc), "seconds": time.perf_counter() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="+", default=["atec", "bq", "lcqmc", "pawsx_zh", "afqmc"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--train-size", type=int, default=5000)
+    parser.add_argument("--valid-size", type=int, default=1000)
+    parser.add_argument("--test-limit", type=int, default=None, help="evaluate only the first N valid/test pairs")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--max-length", type=int, default=32, help="tokens per sentence (Interact: twice)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-matching"))
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/RESULTS.md alone")
+    args = parser.parse_args()
+    rows = []
+    for name in args.sets:
+        paths = make_cut(name, args.train_size, args.valid_size, args.work / "cuts" / name)
+        sizes = {s: sum(1 for _ in p.open(encoding="utf-8")) for s, p in paths.items()}
+        for method in args.methods:
+            for seed in args.seeds:
+                row = run_one(method, paths, args.work / f"{name}-{method}-{seed}", args, seed)
+                row.update(set=name, sizes=sizes)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    lines = ["## Bi-encoder vs cross-encoder (CoSENT(二), https://kexue.fm/archives/8860)", "",
+             f"Test accuracy x100 at the threshold searched on valid; ours = mean over seeds {args.seeds} of a "
+             f"random-initialised char-level encoder (`--model scratch`, hidden {SCRATCH.hidden_size}, "
+             f"{SCRATCH.num_hidden_layers} layers; no Chinese checkpoint yet), {args.epochs} epoch(s), train "
+             f"{args.train_size} / valid {args.valid_size} pairs cut from each set's dev file (seed-0 shuffle; "
+             f"AFQMC: its train, dev halves as valid/test; BQ: test = a further disjoint dev slice), "
+             f"max length {args.max_length}. Article: BERT-base, full train sets.", "",
+             "| method | " + " | ".join(args.sets) + " |", "|---|" + "---|" * len(args.sets)]
+    for method in args.methods:
+        cells = []
+        for name in args.sets:
+            accs = [r["test_accuracy"] for r in rows if r["set"] == name and r["method"] == method]
+            ref = ARTICLE.get(method, {}).get(name)
+            mean = sum(accs) / len(accs) if accs else float("nan")
+            cells.append(f"{mean:.2f} (article {ref:.2f})" if ref is not None else f"{mean:.2f}")
+        lines.append(f"| {method} (scratch) | " + " | ".join(cells) + " |")
+    sizes = {r["set"]: r["sizes"] for r in rows}
+    lines += ["", "Split sizes (pairs): " + "; ".join(f"{k} {v}" for k, v in sizes.items()), "",
+              provenance(args.seeds)]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("matching", text)
+
+
+if __name__ == "__main__":
+    main()
