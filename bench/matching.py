@@ -70,6 +70,8 @@ def make_cut(name: str, train_size: int, valid_size: int, out: Path) -> dict[str
                  "test": rows[half:]}
     else:
         random.Random(0).shuffle(rows)
+        # a small dev file (PAWS-X: 2000) keeps valid (and BQ's test) whole and gives train the rest
+        train_size = min(train_size, len(rows) - valid_size * (1 if test_file is not None else 2))
         parts = {"train": rows[:train_size], "valid": rows[train_size:train_size + valid_size]}
         parts["test"] = (_read(folder / test_file, header, cols) if test_file is not None
                          else rows[train_size + valid_size:train_size + 2 * valid_size])
