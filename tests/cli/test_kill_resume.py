@@ -84,11 +84,17 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(crash, tmp_path, tiny_
     assert not [p for p in [*run.iterdir(), *(run / "checkpoints").iterdir()] if p.name.startswith((".tmp-", ".old-"))]
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """Give the child the default SIGINT disposition. A shell starts background jobs (``make test &``, nohup) with
+    SIGINT ignored and children inherit that, so without this the test would depend on how pytest was launched."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_a_second_writer_is_refused(tmp_path, tiny_bert_dir, reference):
     run = tmp_path / "run"
     first = subprocess.Popen([sys.executable, str(WRAPPER), *_args(run, tiny_bert_dir)],
                              env=_env(KEXUE_TEST_HOLD=str(tmp_path / "go")), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=_sigint_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 90
         while not (run / "checkpoints" / "step-00000002").is_dir():
