@@ -86,12 +86,20 @@ def _single(argv: list[str]) -> None:
         assert stop.code in (0, None), stop.code
 
 
+# Rows of the word embedding matrix whose tokens occur once or twice get gradients that are nearly zero after
+# cancellation; the two runs pad their batches to different lengths (a half batch vs the whole), so those gradients
+# differ by roundoff, and Adam divides them by sqrt(v) + 1e-8, which turns that roundoff into update differences of
+# up to ~3e-6 at lr 1e-3 (measured: 4 rows of 30,522). A missing gradient sync changes updates by O(lr) = 1e-3 per
+# step, so 1e-5 on that one tensor still fails such a bug by two orders of magnitude; every other tensor keeps 1e-6.
+_ROUNDOFF_AMPLIFIED = {"embeddings.word_embeddings.weight": 1e-5}
+
+
 def _assert_same_weights(single: Path, ddp: Path, initial: dict[str, torch.Tensor] | None = None) -> None:
     one, two = load_file(single), load_file(ddp)
     assert set(one) == set(two)
     moved = 0
     for name, param in one.items():
-        torch.testing.assert_close(two[name], param, rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(two[name], param, rtol=0, atol=_ROUNDOFF_AMPLIFIED.get(name, 1e-6), msg=name)
         if initial is not None and name in initial and (param - initial[name]).abs().max() > 1e-4:
             moved += 1
     if initial is not None:
