@@ -38,6 +38,7 @@ from kexue.tasks.common import ScratchModel, build_backbone, jsonable
 from kexue.train import Trainer, TrainerConfig
 from kexue.optim.param_groups import head_lr_multipliers
 from kexue.train.optimization import no_decay_parameter_names
+from kexue.train.distributed import is_main_process
 from kexue.train.seed import seed_everything
 from kexue.train.technique_hooks import build_optimizer_factory
 
@@ -315,7 +316,7 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
     Returns:
         ``{"task", "data", "split", "dev": metrics, "test": metrics | None, "dropped_train_items",
         "train_seconds" (training without evaluation), "seconds_per_epoch", "optimizer_steps", "best_dir", ...}``,
-        also written to ``<output_dir>/results.json``.
+        also written to ``<output_dir>/results.json``; ``{}`` on the non-zero ranks of a torchrun launch.
 
     Raises:
         ConfigError: no dev split, bad options. DataFormatError: malformed data.
@@ -361,6 +362,8 @@ def train_extraction(task: ExtractionTask, cfg: ExtractionConfig, trainer_cfg: T
     start = time.perf_counter()
     trainer.fit()
     train_seconds = time.perf_counter() - start - eval_seconds[0]
+    if not is_main_process():  # under torchrun only rank 0 evaluates and writes results.json
+        return {}
     epochs = trainer.state.epoch + trainer.state.batches_done / max(len(sampler), 1)
     best_dir = Path(trainer_cfg.output_dir) / "best"
     best = load_extraction_model(best_dir, task.name, type(task).from_meta)
