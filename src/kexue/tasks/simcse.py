@@ -29,11 +29,10 @@ from kexue.errors import ConfigError
 from kexue.losses.simcse import NEGATIVES, simcse_loss
 from kexue.nn.attention import MultiHeadAttention
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
-from kexue.tasks.sts import STSConfig, evaluate_all, evaluate_split, load_splits
+from kexue.tasks.sts import STSConfig, evaluate_split, fit_and_evaluate, load_splits
 from kexue.tasks.whitening import load_sentences
 from kexue.train import Trainer, TrainerConfig, prepare_run_dir
 from kexue.train.batching import random_batches
-from kexue.train.distributed import is_main_process
 
 
 @dataclass
@@ -234,16 +233,11 @@ def train_simcse(cfg: SimCSEConfig, trainer_cfg: TrainerConfig, log: Callable[[s
                           len(features), trainer_cfg.batch_size, gen, trainer_cfg.drop_last),
                       run_config={"task": "simcse", "simcse": jsonable(asdict(cfg)), "eval_data": eval_data,
                                   "sentences": len(features)})
-    main = is_main_process()
-    before = evaluate_all(encoder, splits, sts_cfg, log, "before training") if cfg.eval_before and main else {}
-    start = time.perf_counter()
-    trainer.fit()
-    train_seconds = time.perf_counter() - start - eval_seconds[0]
-    if not main:
+    report = fit_and_evaluate(trainer, encoder, splits, sts_cfg, log, eval_before=cfg.eval_before,
+                              eval_seconds=eval_seconds)
+    if report is None:
         return {}
-    best_dir = Path(trainer_cfg.output_dir) / "best"
-    best = SentenceEncoder.from_pretrained(best_dir) if (best_dir / "config.json").is_file() else encoder
-    after = evaluate_all(best, splits, sts_cfg, log, "after training (best dev checkpoint)")
+    before, after, _best, best_dir, train_seconds = report
     results = {"data": cfg.data, "eval_data": eval_data, "model": cfg.model, "pooling": cfg.pooling,
                "negatives": cfg.negatives, "dropout": cfg.dropout, "sentences": len(features),
                "repeats_dropped": len(sentences) - len(features) if cfg.train_limit is None else None,

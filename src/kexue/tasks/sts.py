@@ -396,16 +396,11 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
                       run_config={"task": "sts", "sts": jsonable(asdict(cfg)),
                                   "data_splits": {"sources": splits.sources, "score_range": list(score_range),
                                                   "score_range_source": splits.score_range.source}})
-    main = is_main_process()  # under torchrun only rank 0 evaluates and writes results
-    before = evaluate_all(encoder, splits, cfg, log, "before training") if cfg.eval_before and main else {}
-    start = time.perf_counter()
-    trainer.fit()
-    train_seconds = time.perf_counter() - start - eval_seconds[0]
-    if not main:
+    report = fit_and_evaluate(trainer, encoder, splits, cfg, log, eval_before=cfg.eval_before,
+                              eval_seconds=eval_seconds)
+    if report is None:
         return {}
-    best_dir = Path(trainer_cfg.output_dir) / "best"
-    best = SentenceEncoder.from_pretrained(best_dir) if (best_dir / "config.json").is_file() else encoder
-    after = evaluate_all(best, splits, cfg, log, "after training (best dev checkpoint)")
+    before, after, best, best_dir, train_seconds = report
     extra = {name: evaluate_all(best, extra_splits[name], cfg, log, f"transfer to {name}") for name in cfg.extra_eval}
     results = {"data": cfg.data, "loss": cfg.loss, "pooling": cfg.pooling, "model": cfg.model,
                "splits": {split: {"source": source, "pairs": len(getattr(splits, split) or [])}
@@ -416,6 +411,33 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     (Path(trainer_cfg.output_dir) / "results.json").write_text(
         json.dumps(jsonable(results), indent=2, allow_nan=False), encoding="utf-8")  # NaN -> null: valid JSON
     return results
+
+
+def fit_and_evaluate(trainer: Trainer, encoder: SentenceEncoder, splits: Splits, cfg: STSConfig,
+                     log: Callable[[str], None], *, eval_before: bool, eval_seconds: list[float]
+                     ) -> tuple[dict, dict, SentenceEncoder, Path, float] | None:
+    """The sentence-embedding recipes' common run: evaluate ``encoder`` before training (when ``eval_before``),
+    ``trainer.fit()``, then evaluate the best dev checkpoint (``best/``) on the same splits.
+
+    Args:
+        eval_seconds: one-element list the recipe's ``evaluate`` adds its time to (subtracted from the training
+            time).
+
+    Returns:
+        ``(before, after, best_encoder, best_dir, train_seconds)`` on rank 0; ``None`` on the other ranks of a
+        torchrun launch (only rank 0 evaluates and writes results).
+    """
+    main = is_main_process()
+    before = evaluate_all(encoder, splits, cfg, log, "before training") if eval_before and main else {}
+    start = time.perf_counter()
+    trainer.fit()
+    train_seconds = time.perf_counter() - start - eval_seconds[0]
+    if not main:
+        return None
+    best_dir = Path(trainer.config.output_dir) / "best"
+    best = SentenceEncoder.from_pretrained(best_dir) if (best_dir / "config.json").is_file() else encoder
+    after = evaluate_all(best, splits, cfg, log, "after training (best dev checkpoint)")
+    return before, after, best, best_dir, train_seconds
 
 
 def evaluate_all(encoder: SentenceEncoder, splits: Splits, cfg: STSConfig, log: Callable[[str], None],
