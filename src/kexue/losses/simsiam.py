@@ -7,7 +7,6 @@ Simple Siamese Representation Learning", arXiv 2011.10566). Su's explanation of 
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
