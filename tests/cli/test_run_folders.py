@@ -149,18 +149,23 @@ def test_an_output_under_a_file_is_one_line_naming_the_path(tmp_path, capsys, ti
     assert str(blocker / "run") in err and len(err.strip().splitlines()) == 1
 
 
+def _linear_trainer(tmp_path) -> Trainer:
+    """A 4-step regression run that writes a checkpoint every 2 steps into tmp_path/run."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    data = [{"x": torch.randn(4), "y": torch.randn(())} for _ in range(8)]
+    cfg = TrainerConfig(output_dir=tmp_path / "run", max_steps=4, batch_size=2, save_every=2, progress_bar=False)
+    return Trainer(model, cfg, data,
+                   compute_loss=lambda m, b: torch.nn.functional.mse_loss(m(b["x"]).squeeze(-1), b["y"]))
+
+
 def test_disk_full_during_a_checkpoint_is_a_storage_error_naming_the_path(tmp_path, monkeypatch):
     import kexue.train.checkpointing as C
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    torch.manual_seed(0)
-    model = torch.nn.Linear(4, 1)
-    data = [{"x": torch.randn(4), "y": torch.randn(())} for _ in range(8)]
-    cfg = TrainerConfig(output_dir=tmp_path / "run", max_steps=4, batch_size=2, save_every=2, progress_bar=False)
-    trainer = Trainer(model, cfg, data,
-                      compute_loss=lambda m, b: torch.nn.functional.mse_loss(m(b["x"]).squeeze(-1), b["y"]))
+    trainer = _linear_trainer(tmp_path)
     real_save = C.torch.save
     calls = []
 
@@ -185,12 +190,7 @@ def test_disk_full_before_any_checkpoint_says_to_start_again_with_overwrite(tmp_
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    torch.manual_seed(0)
-    model = torch.nn.Linear(4, 1)
-    data = [{"x": torch.randn(4), "y": torch.randn(())} for _ in range(8)]
-    cfg = TrainerConfig(output_dir=tmp_path / "run", max_steps=4, batch_size=2, save_every=2, progress_bar=False)
-    trainer = Trainer(model, cfg, data,
-                      compute_loss=lambda m, b: torch.nn.functional.mse_loss(m(b["x"]).squeeze(-1), b["y"]))
+    trainer = _linear_trainer(tmp_path)
     monkeypatch.setattr(C.torch, "save", full)
     with pytest.raises(StorageError) as info:
         trainer.fit()

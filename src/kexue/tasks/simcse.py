@@ -13,7 +13,6 @@ https://kexue.fm/archives/8348 (Chinese settings: batch 64, lr 1e-5, dropout 0.3
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from kexue.errors import ConfigError
 from kexue.losses.simcse import NEGATIVES, simcse_loss
 from kexue.nn.attention import MultiHeadAttention
 from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
-from kexue.tasks.sts import STSConfig, evaluate_split, fit_and_evaluate, load_splits
+from kexue.tasks.sts import STSConfig, dev_evaluator, fit_and_evaluate, load_splits
 from kexue.tasks.whitening import load_sentences
 from kexue.train import Trainer, TrainerConfig, prepare_run_dir
 from kexue.train.batching import random_batches
@@ -217,13 +216,7 @@ def train_simcse(cfg: SimCSEConfig, trainer_cfg: TrainerConfig, log: Callable[[s
         f"dropped); negatives {cfg.negatives}, scale {cfg.scale:g}, dropout "
         f"{cfg.dropout if cfg.dropout is not None else 'as the model'}; evaluating on {eval_data} dev")
     sts_cfg = STSConfig(model=cfg.model, data=eval_data, pooling=cfg.pooling, eval_batch_size=cfg.eval_batch_size)
-    eval_seconds = [0.0]
-
-    def evaluate(m: nn.Module) -> dict[str, float]:
-        start = time.perf_counter()
-        metrics = evaluate_split(m.encoder, splits.dev, batch_size=cfg.eval_batch_size, where=f"{eval_data} dev")
-        eval_seconds[0] += time.perf_counter() - start
-        return metrics
+    evaluate, eval_seconds = dev_evaluator(splits.dev, cfg.eval_batch_size, where=f"{eval_data} dev")
 
     trainer_cfg.metric_for_best = trainer_cfg.metric_for_best or "spearman"
     trainer_cfg.find_unused_parameters = True  # the pooler (and what a pooling mode leaves out) gets no gradient

@@ -242,13 +242,7 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
         sampler.set_epoch(epoch)
         return [b.tolist() for b in sampler.global_batches()]
 
-    eval_seconds = [0.0]
-
-    def evaluate(m: nn.Module) -> dict[str, float]:
-        start = time.perf_counter()
-        metrics = evaluate_split(m.encoder, splits.dev, batch_size=cfg.eval_batch_size, where=f"{cfg.data} dev")
-        eval_seconds[0] += time.perf_counter() - start
-        return metrics
+    evaluate, eval_seconds = dev_evaluator(splits.dev, cfg.eval_batch_size, where=f"{cfg.data} dev")
 
     score_range = (splits.score_range.low, splits.score_range.high)
     # under torchrun: the backbone's pooler (and whatever else a pooling mode leaves out) gets no gradient; DDP
@@ -275,6 +269,22 @@ def train_sts(cfg: STSConfig, trainer_cfg: TrainerConfig, log: Callable[[str], N
     (Path(trainer_cfg.output_dir) / "results.json").write_text(
         json.dumps(jsonable(results), indent=2, allow_nan=False), encoding="utf-8")  # NaN -> null: valid JSON
     return results
+
+
+def dev_evaluator(dev: Sequence[SentencePair], batch_size: int, where: str
+                  ) -> tuple[Callable[[nn.Module], dict[str, float]], list[float]]:
+    """The Trainer's ``evaluate`` for a sentence-embedding recipe: :func:`evaluate_split` of ``model.encoder`` on
+    ``dev``, timed. Returns ``(evaluate, eval_seconds)``; ``eval_seconds[0]`` accumulates the evaluation time (for
+    :func:`fit_and_evaluate`, which subtracts it from the training time)."""
+    eval_seconds = [0.0]
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        start = time.perf_counter()
+        metrics = evaluate_split(m.encoder, dev, batch_size=batch_size, where=where)
+        eval_seconds[0] += time.perf_counter() - start
+        return metrics
+
+    return evaluate, eval_seconds
 
 
 def fit_and_evaluate(trainer: Trainer, encoder: SentenceEncoder, splits: Splits, cfg: STSConfig,
