@@ -8,8 +8,10 @@ from kexue.losses.multilabel import (
 )
 from kexue.losses.sbert import CosineMSELoss, SoftmaxLoss, cosine_mse_loss
 from kexue.losses.simsiam import SimSiamLoss, simsiam_predictor
+from kexue.losses.sparse_softmax import SparseSoftmaxCrossEntropy, sparse_softmax, sparse_softmax_cross_entropy
 
 __all__ = ["CoSENTLoss", "CosineMSELoss", "MultilabelCategoricalCrossentropy", "SimSiamLoss", "SoftmaxLoss",
-           "simsiam_predictor", "cosent_loss",
+           "simsiam_predictor", "cosent_loss", "SparseSoftmaxCrossEntropy", "sparse_softmax",
+           "sparse_softmax_cross_entropy",
            "cosent_loss_from_embeddings", "cosine_mse_loss", "multilabel_categorical_crossentropy",
            "sparse_multilabel_categorical_crossentropy"]
