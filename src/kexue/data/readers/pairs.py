@@ -10,6 +10,8 @@ Formats (the ``fmt`` names accepted by :func:`read_pairs`):
 * ``"id-tsv"``: ``id \\t text_a \\t text_b \\t label`` with an optional header (PAWS-X ``dev_2k.tsv``).
 * ``"jsonl"``: one JSON object per line with keys ``sentence1``, ``sentence2`` and, in labelled splits,
   ``label`` (CLUE's AFQMC ``*.json``; the label may be a number or a numeric string).
+* ``"sohu"``: the Sohu 2021 contest's JSON lines ``{source, target, labelA|labelB}``
+  (:mod:`kexue.data.readers.sohu`).
 
 All readers decode UTF-8 line by line (a leading BOM is dropped), split lines on ``\\n`` only and strip
 one trailing ``\\r`` (CRLF files). Blank lines are allowed only at the end of a file. Anything else that
@@ -32,7 +34,7 @@ from kexue.data.readers.text_lines import check_file, decode_line
 from kexue.data.records import SentencePair
 from kexue.errors import ConfigError, DataFormatError
 
-PAIR_FORMATS = ("stsb", "tsv", "id-tsv", "jsonl")
+PAIR_FORMATS = ("stsb", "tsv", "id-tsv", "jsonl", "sohu")
 """The format names :func:`read_pairs` understands."""
 
 HEADER_NAMES = frozenset({
@@ -264,7 +266,8 @@ def read_pair_jsonl(path: str | Path, text_keys: tuple[str, str] = ("sentence1",
 def detect_pair_format(path: str | Path) -> str:
     """Guess the format of a sentence-pair file from its name and first line.
 
-    Rules: a ``.jsonl``/``.json`` suffix or a first line starting with ``{`` is ``jsonl``; a header holding
+    Rules: a JSON first line with ``"source"`` and ``"target"`` keys is ``sohu``; else a ``.jsonl``/``.json``
+    suffix or a first line starting with ``{`` is ``jsonl``; a header holding
     ``split``, ``score``, ``sentence1`` and ``sentence2`` is ``stsb``; a header whose first column is ``id``,
     or four tab-separated fields, is ``id-tsv``; anything else is ``tsv``.
 
@@ -273,6 +276,8 @@ def detect_pair_format(path: str | Path) -> str:
     """
     path = Path(path)
     first = _read_lines(path)[0][1]
+    if first.lstrip().startswith("{") and '"source"' in first and '"target"' in first:
+        return "sohu"
     if path.suffix.lower() in (".jsonl", ".json") or first.lstrip().startswith("{"):
         return "jsonl"
     fields = [f.strip().lower() for f in first.split("\t")]
@@ -313,6 +318,9 @@ def read_pairs(path: str | Path, split: str | None = None, fmt: str | None = Non
         return read_pair_tsv(path)
     if fmt == "id-tsv":
         return read_id_pair_tsv(path)
+    if fmt == "sohu":
+        from kexue.data.readers.sohu import read_sohu
+        return read_sohu(path).pairs
     return read_pair_jsonl(path)
 
 
