@@ -1,0 +1,16 @@
+"""Prompt-based few- and zero-shot learning with a pretrained model's own heads (one file per concept).
+
+* :mod:`~kexue.prompting.pattern` — cloze templates with text, mask and trainable-prompt slots at any position;
+* :mod:`~kexue.prompting.verbalizer` — labels to words of any token length, scored jointly (per-length rule);
+* :mod:`~kexue.prompting.pet` — PET's scoring and training batches (https://kexue.fm/archives/7764);
+* :mod:`~kexue.prompting.ptuning` — P-tuning's trainable prompt rows, truly frozen model
+  (https://kexue.fm/archives/8295);
+* :mod:`~kexue.prompting.nsp_zeroshot` — NSP-BERT zero-shot scoring (https://kexue.fm/archives/8671).
+"""
+
+from kexue.prompting.pattern import ClozePattern, EncodedPattern
+from kexue.prompting.pet import PETClassifier, cloze_word_scores, mlm_logits, mlm_loss, random_token_mask
+from kexue.prompting.verbalizer import LabelWord, Verbalizer, parse_verbalizer
+
+__all__ = ["ClozePattern", "EncodedPattern", "LabelWord", "PETClassifier", "Verbalizer", "cloze_word_scores",
+           "mlm_logits", "mlm_loss", "parse_verbalizer", "random_token_mask"]
