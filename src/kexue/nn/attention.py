@@ -68,6 +68,8 @@ class MultiHeadAttention(nn.Module):
         prev_scores: torch.Tensor | None = None,
         need_scores: bool = False,
         residual: torch.Tensor | None = None,
+        kv_cache=None,
+        layer_index: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend.
 
@@ -80,6 +82,11 @@ class MultiHeadAttention(nn.Module):
             prev_scores: previous layer's raw scores ``[B, h, L, L]`` (RealFormer); added before the mask.
             need_scores: return this layer's raw scores (unmasked, before softmax, after adding ``prev_scores``).
             residual: ``[B, L, H]`` added to the output projection (fused into its GEMM at inference), or ``None``.
+            kv_cache: ``None``, or a key/value cache with ``update(layer_index, k, v) -> (keys, values)`` (e.g.
+                :class:`kexue.generation.KVCache`): this call's keys and values ``[B, h, L, d]`` (after RoPE) are
+                appended to the cached ``T`` positions and attention runs over all ``T + L`` keys; ``bias``,
+                ``scale_factor`` and ``prev_scores`` then have ``T + L`` key columns.
+            layer_index: this layer's slot in ``kv_cache``.
         Returns:
             ``(output [B, L, H] (+ residual), scores [B, h, L, L] or None)``.
         """
@@ -93,6 +100,8 @@ class MultiHeadAttention(nn.Module):
             k = apply_rotary(k, cos, sin)
             if self.rotary_value:
                 v = apply_rotary(v, cos, sin)
+        if kv_cache is not None:
+            k, v = kv_cache.update(layer_index, k, v)
         if scale_factor is not None:
             q = q * scale_factor.to(q.dtype)
         p = self.dropout if self.training else 0.0

@@ -1,0 +1,14 @@
+"""Decoding with kexue's Transformer: greedy, batched beam search and sampling with a key/value cache (UniLM
+seq2seq and causal LM), and prefix-tree (trie) constrained decoding ("Seq2Seq+前缀树",
+https://kexue.fm/archives/8802).
+
+- :func:`generate` (:mod:`.decoding`), returning a :class:`GenerationOutput`;
+- :class:`KVCache` (:mod:`.cache`), used by ``Transformer(..., past_key_values=cache)``;
+- :mod:`.sampling` (top-k / top-p filters), :mod:`.processing` (the logits-processor protocol).
+"""
+
+from kexue.generation.cache import KVCache
+from kexue.generation.decoding import generate
+from kexue.generation.output import GenerationOutput
+
+__all__ = ["GenerationOutput", "KVCache", "generate"]
