@@ -10,7 +10,10 @@
 
 from kexue.prompting.pattern import ClozePattern, EncodedPattern
 from kexue.prompting.pet import PETClassifier, cloze_word_scores, mlm_logits, mlm_loss, random_token_mask
+from kexue.prompting.ptuning import (REFERENCE_TEMPLATE, PromptEncoder, PTuningModel, freeze_all_but_prompt_rows,
+                                     prompt_token_ids)
 from kexue.prompting.verbalizer import LabelWord, Verbalizer, parse_verbalizer
 
-__all__ = ["ClozePattern", "EncodedPattern", "LabelWord", "PETClassifier", "Verbalizer", "cloze_word_scores",
-           "mlm_logits", "mlm_loss", "parse_verbalizer", "random_token_mask"]
+__all__ = ["REFERENCE_TEMPLATE", "ClozePattern", "EncodedPattern", "LabelWord", "PETClassifier", "PTuningModel",
+           "PromptEncoder", "Verbalizer", "cloze_word_scores", "freeze_all_but_prompt_rows", "mlm_logits", "mlm_loss",
+           "parse_verbalizer", "prompt_token_ids", "random_token_mask"]
