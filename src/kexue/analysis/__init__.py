@@ -12,6 +12,8 @@
   :mod:`~kexue.analysis.gradient_ratio` tracks the two gradient norms over a classifier's checkpoints.
 * :mod:`~kexue.analysis.crf_legality` — the row-wise legality predicate of a CRF transition matrix and the synthetic
   BMES experiment of the CRF learning-rate article (https://kexue.fm/archives/7196).
+* :mod:`~kexue.analysis.unargmaxable` — classes of a softmax layer that no input makes the argmax: exact LP (scipy
+  HiGHS), a certifying pre-filter and Su's Frank–Wolfe min-norm (https://kexue.fm/archives/9046).
 
 The MLP-style token mixers of https://kexue.fm/archives/8431 are :class:`kexue.nn.FNetMixing` and
 :class:`kexue.nn.SpatialGatingUnit` (``TransformerConfig.token_mixing``).
@@ -22,8 +24,9 @@ from kexue.analysis.entropy import EntropyWarper, entropy, entropy_normalize, en
 from kexue.analysis.gradient_penalty import InequalityResult, gradient_penalty_inequality
 from kexue.analysis.leaderboard import LeaderboardMeans, TaskSetMismatch, leaderboard_means, read_leaderboard
 from kexue.analysis.simsiam import conserved_quantity, plot_simsiam, simsiam_limit, simsiam_toy
+from kexue.analysis.unargmaxable import certified_argmaxable, find_unargmaxable, is_argmaxable, min_hull_norm
 
 __all__ = ["EntropyWarper", "InequalityResult", "LeaderboardMeans", "TaskSetMismatch", "entropy", "entropy_normalize",
            "conserved_quantity", "entropy_normalize_logits", "gradient_penalty_inequality", "leaderboard_means", "plot_simsiam", "read_leaderboard",
            "simsiam_limit", "simsiam_toy", "bmes_crf_experiment", "bmes_legal_transitions", "is_legal",
-           "row_legality"]
+           "row_legality", "certified_argmaxable", "find_unargmaxable", "is_argmaxable", "min_hull_norm"]

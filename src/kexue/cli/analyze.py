@@ -1,11 +1,13 @@
-"""``kexue analyze simsiam|leaderboard|gradient-penalty``: the analysis articles as commands (:mod:`kexue.analysis`).
+"""``kexue analyze simsiam|leaderboard|gradient-penalty|unargmaxable``: the analysis articles as commands
+(:mod:`kexue.analysis`).
 
 * ``simsiam`` — integrate SimSiam's toy dynamics in its three modes, print the table and limits, plot them
   (https://kexue.fm/archives/7980);
 * ``leaderboard`` — AM/GM/HM of a leaderboard table over one checked task set, their ranks and Kendall τ
   (https://kexue.fm/archives/8783);
 * ``gradient-penalty`` — per-example input- vs parameter-gradient norms over a trained classifier's checkpoints
-  (https://kexue.fm/archives/8796).
+  (https://kexue.fm/archives/8796);
+* ``unargmaxable`` — the output-layer classes no input can make the argmax, exact LP (https://kexue.fm/archives/9046).
 """
 
 from __future__ import annotations
@@ -184,3 +186,54 @@ def gradient_penalty_command(
                                     "rows": [r.as_dict() for r in rows], "ratio_cv": spread}, indent=2) + "\n",
                         encoding="utf-8")
     typer.echo(f"plot: {plot}\njson: {json_out}")
+
+
+@analyze_app.command("unargmaxable")
+def unargmaxable_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Checkpoint folder, run folder or alias (kexue's "
+                                                             "BERT / RoFormer families).")],
+    head: Annotated[str, typer.Option("--head", help="mlm (the tied decoder over the vocabulary) or nsp.")] = "mlm",
+    method: Annotated[str, typer.Option("--method", help="lp (exact, HiGHS) or frank_wolfe (approximate, no "
+                                                         "bias).")] = "lp",
+    max_lp: Annotated[Optional[int], typer.Option("--max-lp", help="Decide at most N classes the pre-filter "
+                                                                   "leaves (default all).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here.")] = None,
+) -> None:
+    """Classes of the output layer that no input makes the argmax (https://kexue.fm/archives/9046): a fast
+    pre-filter certifies most classes, an exact LP (scipy HiGHS) decides the rest."""
+    import time
+
+    from kexue.analysis.unargmaxable import METHODS, certified_argmaxable, find_unargmaxable, output_layer
+    from kexue.hub import resolve_model_path
+    from kexue.models import Transformer
+
+    if head not in ("mlm", "nsp"):
+        raise ConfigError(f"--head: expected mlm or nsp, got {head!r}")
+    if method not in METHODS:
+        raise ConfigError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if max_lp is not None and max_lp < 0:
+        raise ConfigError(f"--max-lp: expected a non-negative integer, got {max_lp}")
+    folder = resolve_model_path(model)
+    W, b = output_layer(Transformer.from_pretrained(folder), head)
+    if method == "frank_wolfe":
+        b = None
+        typer.echo("frank_wolfe: the bias is ignored (the large-input limit of the article)")
+    start = time.perf_counter()
+    certified = int(certified_argmaxable(W, b).sum())
+    found, undecided = find_unargmaxable(W, b, method=method, max_lp=max_lp)
+    seconds = time.perf_counter() - start
+    names = [""] * len(found)
+    if head == "mlm" and any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+        from kexue.data.tokenization import Tokenizer
+
+        names = Tokenizer.from_pretrained(folder).convert_ids_to_tokens(found)
+    typer.echo(f"{folder} {head} head: {W.shape[0]} classes in {W.shape[1]} dimensions, bias "
+               f"{'yes' if b is not None else 'no'}; pre-filter certified {certified}, {method} decided "
+               f"{W.shape[0] - certified - len(undecided)}, undecided {len(undecided)} ({seconds:.1f} s)")
+    typer.echo(f"unargmaxable: {len(found)}" + (": " + ", ".join(f"{k} {n}".strip() for k, n in zip(found, names))
+                                                  if found else ""))
+    if json_out is not None:
+        json_out.write_text(json.dumps({"model": str(folder), "head": head, "method": method, "classes": W.shape[0],
+                                        "dim": W.shape[1], "certified": certified, "unargmaxable": found,
+                                        "tokens": names, "undecided": undecided, "seconds": seconds}, indent=2,
+                                       ensure_ascii=False) + "\n", encoding="utf-8")

@@ -15,6 +15,7 @@ from kexue.prompting.ptuning import (REFERENCE_TEMPLATE, PromptEncoder, PTuningM
                                      prompt_token_ids)
 from kexue.prompting.verbalizer import LabelWord, Verbalizer, parse_verbalizer
 
-__all__ = ["REFERENCE_TEMPLATE", "ClozePattern", "EncodedPattern", "LabelWord", "NSPZeroShotClassifier", "PETClassifier", "PTuningModel",
-           "PromptEncoder", "Verbalizer", "cloze_word_scores", "freeze_all_but_prompt_rows", "mlm_logits", "mlm_loss",
-           "nsp_logits",            "parse_verbalizer", "prompt_token_ids", "random_token_mask"]
+__all__ = ["REFERENCE_TEMPLATE", "ClozePattern", "EncodedPattern", "LabelWord", "NSPZeroShotClassifier",
+           "PETClassifier", "PTuningModel", "PromptEncoder", "Verbalizer", "cloze_word_scores",
+           "freeze_all_but_prompt_rows", "mlm_logits", "mlm_loss", "nsp_logits", "parse_verbalizer",
+           "prompt_token_ids", "random_token_mask"]
