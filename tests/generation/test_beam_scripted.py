@@ -13,6 +13,7 @@ DEFAULT = [0.3, 0.25, 0.2, 0.15, 0.1]
 TABLE = {
     (): [0.5, 0.4, 0.05, 0.03, 0.02],
     (A,): [0.3, 0.25, 0.2, 0.15, 0.1],
+    (A, A): [0.1, 0.1, 0.1, 0.2, 0.5],
     (B,): [0.025, 0.025, 0.9, 0.025, 0.025],
     (B, C): [0.0125, 0.0125, 0.0125, 0.0125, 0.95],
     (B, C, END): [0.025, 0.025, 0.025, 0.025, 0.9],
@@ -76,9 +77,9 @@ def test_every_example_of_a_batch_gets_the_same_answer():
 def test_num_return_sequences_lists_the_winner_first():
     hyps = run(num_beams=2, num_return_sequences=2)[0]
     assert hyps[0][0] == [B, C, END]
-    # the other beam at step 3 continues A A (0.15) with A: 0.15 * 0.3 = 0.045, unfinished
-    assert hyps[1][0] == [A, A, A] and not hyps[1][2]
-    assert math.isclose(hyps[1][1], math.log(0.5 * 0.3 * 0.3), rel_tol=1e-5)
+    # step 3's top two are B C END (0.342, the answer) and A A END (0.15 * 0.5 = 0.075, also finished)
+    assert hyps[1][0] == [A, A, END] and hyps[1][2]
+    assert math.isclose(hyps[1][1], math.log(0.5 * 0.3 * 0.5), rel_tol=1e-5)
 
 
 def test_length_penalty_divides_by_length():

@@ -2,9 +2,11 @@
 
 At each step the top-``K`` continuations of the flattened ``[K × V]`` scores (summed log-probabilities) become
 the new beams. If an example's best candidate (by ``score / length ** length_penalty``) ends with the end token
-and holds at least ``min_ends`` end tokens, that example is done; otherwise its finished candidates leave the
-beam (kept aside for ``num_return_sequences > 1``) and the others go on. At ``max_new_tokens`` the best candidate
-is returned. With ``length_penalty = 0`` and one returned sequence this is bert4keras'
+and holds at least ``min_ends`` end tokens, it is the example's answer; finished candidates that are not the best
+leave the beam (kept aside) and the others go on. An example is done when it has its answer and
+``num_return_sequences - 1`` other finished hypotheses, when no live beam is left, or at ``max_new_tokens`` (where
+the best candidate is the answer if none was found). Returned: the answer, then the other finished hypotheses by
+score, then unfinished beams. With ``length_penalty = 0`` and one returned sequence this is bert4keras'
 ``AutoRegressiveDecoder.beam_search`` (spec §14.4), batched and with finished examples dropped from the batch.
 """
 
@@ -50,6 +52,7 @@ def beam_search(stepper: ModelStepper, first_logits: torch.Tensor, *, num_beams:
     seqs = torch.zeros((batch, k, 0), dtype=torch.long, device=device)
     ends = torch.zeros((batch, k), dtype=torch.long, device=device)
     pools: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    winners: list[Hypothesis | None] = [None] * batch
     results: list[list[Hypothesis] | None] = [None] * batch
     for t in range(max_new_tokens):
         e = examples.numel()
@@ -64,26 +67,30 @@ def beam_search(stepper: ModelStepper, first_logits: torch.Tensor, *, num_beams:
         beam, tokens = index // vocab, index % vocab
         seqs = torch.cat((seqs.gather(1, beam[:, :, None].expand(-1, -1, t)), tokens[:, :, None]), dim=2)
         ends = ends.gather(1, beam) + (tokens == end_token_id).long()
-        live = torch.isfinite(top)
-        finished = (tokens == end_token_id) & (ends >= min_ends) & live
+        finished = (tokens == end_token_id) & (ends >= min_ends) & torch.isfinite(top)
         normed = top / float(t + 1) ** length_penalty
-        best = normed.argmax(dim=1)
-        rows = torch.arange(e, device=device)
-        done = finished[rows, best] | ~live.any(dim=1)
+        best = normed.argmax(dim=1).tolist()
         last = t + 1 == max_new_tokens
-        seq_list, normed_list = seqs.tolist(), normed.tolist()
-        for i, j in finished.nonzero().tolist():
-            if not (done[i] and j == best[i]):
-                pools[int(examples[i])].append((seq_list[i][j], normed_list[i][j], True))
-        top = top.masked_fill(finished, float("-inf"))
+        seq_list, normed_list, fin_list = seqs.tolist(), normed.tolist(), finished.tolist()
+        top = top.masked_fill(finished, float("-inf"))  # finished candidates leave the beam
+        still_live = torch.isfinite(top).tolist()
+        done = torch.zeros(e, dtype=torch.bool, device=device)
         for i in range(e):
-            if not (done[i] or last):
+            b, j = int(examples[i]), best[i]
+            if winners[b] is None and fin_list[i][j]:
+                winners[b] = (seq_list[i][j], normed_list[i][j], True)
+            pools[b].extend((seq_list[i][m], normed_list[i][m], True) for m in range(k)
+                            if fin_list[i][m] and not (winners[b] is not None and winners[b][0] is seq_list[i][m]))
+            enough = winners[b] is not None and 1 + len(pools[b]) >= num_return_sequences
+            if not (enough or last or not any(still_live[i])):
                 continue
-            b, j = int(examples[i]), int(best[i])
-            winner = (seq_list[i][j], normed_list[i][j], bool(finished[i, j])) if bool(live[i, j]) else None
-            others = [(seq_list[i][m], normed_list[i][m], False) for m in range(k)
-                      if m != j and bool(torch.isfinite(top[i, m]))]
-            results[b] = _collect(winner, pools[b] + others, num_return_sequences)
+            done[i] = True
+            live_beams = [(seq_list[i][m], normed_list[i][m], False) for m in range(k) if still_live[i][m]]
+            winner = winners[b]
+            if winner is None and live_beams:  # cut at max_new_tokens: the best candidate, as bert4keras
+                winner = max(live_beams, key=lambda h: h[1])
+                live_beams.remove(winner)
+            results[b] = _collect(winner, pools[b] + live_beams, num_return_sequences)
         keep = (~done).nonzero()[:, 0]
         if last or keep.numel() == 0:
             break

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from kexue.errors import ConfigError
+from kexue.generation.processing import without_nan
 from kexue.generation.trie import TokenTrie
 
 ON_EMPTY = ("end", "raise")
@@ -131,9 +132,9 @@ class TrieConstraint:
         col_index = torch.tensor([t for a in allowed for t in a], dtype=torch.long)
         mask = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
         mask[row_index.to(logits.device), col_index.to(logits.device)] = True
-        x = logits.float().nan_to_num(nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+        x = without_nan(logits.float())
         if self.lookahead_queries is not None:
-            x = self._lookahead(x, prefixes, rows.tolist()).nan_to_num(nan=float("-inf"))
+            x = without_nan(self._lookahead(x, prefixes, rows.tolist()))
         x = x.masked_fill(~mask, float("-inf"))
         positive = torch.isposinf(x)
         rows_pos = positive.any(dim=1)

@@ -48,7 +48,11 @@ def apply_processors(processors: list[LogitsProcessor], target_ids: torch.Tensor
     return logits
 
 
+def without_nan(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with NaN replaced by ``-inf`` (infinities kept, unlike ``nan_to_num``'s defaults)."""
+    return x.masked_fill(torch.isnan(x), float("-inf"))
+
+
 def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """``log_softmax(logits / temperature)`` ``[N, V]`` with rows that have no finite logit all ``-inf`` (never NaN)."""
-    out = torch.log_softmax(logits / temperature, dim=-1)
-    return out.nan_to_num(nan=float("-inf"))
+    return without_nan(torch.log_softmax(logits / temperature, dim=-1))
