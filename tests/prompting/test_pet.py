@@ -11,7 +11,7 @@ import torch
 from kexue.data.masking import IGNORE_INDEX
 from kexue.errors import ConfigError
 from kexue.models import Transformer, TransformerConfig
-from kexue.prompting import ClozePattern, PETClassifier, Verbalizer, mlm_loss, random_token_mask
+from kexue.prompting import ClozePattern, PETClassifier, Verbalizer, cloze_word_scores, mlm_loss, random_token_mask
 from _prompt_stubs import FixedProbabilityMLM, InputDependentMLM, char_tokenizer, log, sentiment_texts
 
 
@@ -104,6 +104,20 @@ def test_multi_token_labels_of_different_lengths_match_brute_force(data, combine
     expected = torch.tensor([brute_force(model, tok, template, list(words.values()), t, combine) for t in texts[:6]],
                             dtype=torch.float64)
     assert torch.allclose(scores.double(), expected, atol=1e-4)
+
+
+def test_per_example_candidates_match_brute_force(data):
+    """ChID-style: every example has its own candidate words (here of mixed lengths), scored at one blank."""
+    texts, _, tok = data
+    model = InputDependentMLM(tok.vocab_size)
+    pattern = ClozePattern("{text_a}{mask}{text_b}")
+    candidates = [["很好", "不满意", "差"], ["体育", "财经", "国际"], ["好", "不好", "很不好"]]
+    examples = [(t[:10], t[10:20]) for t in texts[:3]]
+    words = [Verbalizer({j: [c] for j, c in enumerate(cands)}).tokenize(tok) for cands in candidates]
+    scores = cloze_word_scores(model, tok, pattern, words, examples, batch_size=2, per_example=True)
+    for i, ((a, b), cands) in enumerate(zip(examples, candidates)):
+        expected = brute_force(model, tok, a + "{mask}" + b, [[c] for c in cands], "", "sum-prob")
+        assert torch.allclose(scores[i].double(), torch.tensor(expected, dtype=torch.float64), atol=1e-4)
 
 
 def test_a_constant_on_a_non_verbalizer_logit_does_not_change_the_prediction(data):

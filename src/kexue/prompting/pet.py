@@ -57,37 +57,46 @@ def _device(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
-def cloze_word_scores(model: Any, tokenizer, pattern: ClozePattern, words: Sequence[LabelWord],
+def cloze_word_scores(model: Any, tokenizer, pattern: ClozePattern, words: Sequence[Any],
                       examples: Sequence[Example], *, max_length: int = 128, batch_size: int = 32,
-                      prompt_ids: Sequence[int] | None = None) -> Tensor:
+                      prompt_ids: Sequence[int] | None = None, per_example: bool = False) -> Tensor:
     """Joint log-probability of every label word for every example, ``[N, W]`` float32.
 
     Words are grouped by their length signature; each group is scored on its own encoding of the examples with
     mask slots of exactly those lengths (the per-length rule of :mod:`kexue.prompting.verbalizer`). Runs under
     ``torch.no_grad`` in the model's current mode (call ``model.eval()`` first).
 
+    Args:
+        words: :class:`LabelWord` list shared by all examples, or with ``per_example=True`` one list per example
+            (all of the same length ``W``; e.g. ChID's seven candidate idioms).
     Raises:
-        ConfigError: a word that cannot fit with the pattern into ``max_length``; a model without an MLM head.
+        ConfigError: a word that cannot fit with the pattern into ``max_length``; a model without an MLM head;
+            per-example lists of different lengths.
     """
+    lists = list(words) if per_example else [list(words)] * len(examples)
+    if len(lists) != len(examples) or len({len(ws) for ws in lists}) > 1:
+        raise ConfigError("per-example label words: expected one list of the same length per example")
     device = _device(model)
-    out = torch.empty(len(examples), len(words))
+    out = torch.empty(len(examples), len(lists[0]) if lists else 0)
     groups: dict[tuple[int, ...], list[int]] = {}
-    for i, w in enumerate(words):
-        groups.setdefault(w.lengths, []).append(i)
+    for i, ws in enumerate(lists):
+        for lengths in dict.fromkeys(w.lengths for w in ws):
+            groups.setdefault(lengths, []).append(i)
     with torch.no_grad():
-        for lengths, cols in groups.items():
-            encoded = [pattern.encode(tokenizer, ex, lengths, max_length, prompt_ids) for ex in examples]
-            for start in range(0, len(encoded), batch_size):
-                chunk = encoded[start:start + batch_size]
-                batch = pad_batch([{"input_ids": e.input_ids} for e in chunk], pad_token_id=tokenizer.pad_token_id)
+        for lengths, rows in groups.items():
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start:start + batch_size]
+                encoded = [pattern.encode(tokenizer, examples[i], lengths, max_length, prompt_ids) for i in chunk]
+                batch = pad_batch([{"input_ids": e.input_ids} for e in encoded], pad_token_id=tokenizer.pad_token_id)
                 logits = mlm_logits(model, batch["input_ids"].to(device), batch["attention_mask"].to(device))
-                positions = torch.tensor([[p for slot in e.mask_positions for p in slot] for e in chunk])
-                rows = torch.arange(len(chunk))[:, None].expand_as(positions)
-                logp = logits[rows.to(device), positions.to(device)].float().log_softmax(-1).cpu()  # [b, K, V]
-                for c in cols:
-                    ids = torch.tensor([t for part in words[c].ids for t in part])
-                    out[start:start + len(chunk), c] = logp.gather(
-                        2, ids[None, :, None].expand(len(chunk), -1, 1)).squeeze(2).sum(1)
+                positions = torch.tensor([[p for slot in e.mask_positions for p in slot] for e in encoded])
+                index = torch.arange(len(chunk))[:, None].expand_as(positions)
+                logp = logits[index.to(device), positions.to(device)].float().log_softmax(-1).cpu()  # [b, K, V]
+                k = torch.arange(positions.shape[1])
+                for r, i in enumerate(chunk):
+                    cols = [j for j, w in enumerate(lists[i]) if w.lengths == lengths]
+                    ids = torch.tensor([[t for part in lists[i][j].ids for t in part] for j in cols])  # [m, K]
+                    out[i, cols] = logp[r][k[None, :], ids].sum(-1)
     return out
 
 
@@ -151,16 +160,19 @@ class PETClassifier:
         """Predicted label indices ``[N]`` long (``argmax`` of :meth:`scores`)."""
         return self.scores(examples).argmax(-1)
 
-    def training_features(self, example: Example, label_index: int | None = None) -> dict[str, list[int]]:
+    def training_features(self, example: Example, label_index: int | None = None,
+                          words: Sequence[LabelWord] | None = None) -> dict[str, list[int]]:
         """One training example: ``input_ids``, ``labels`` (the label word's ids at the mask slots, ``-100``
         elsewhere) and ``protected`` (1 where random masking must not touch: specials, mask slots, prompts).
-        ``label_index=None``: an unlabelled text, no pattern, nothing protected but the specials."""
+        ``label_index=None``: an unlabelled text, no pattern, nothing protected but the specials. ``words``: this
+        example's own label words (e.g. ChID's candidates) instead of the verbalizer's."""
         if label_index is None:
             ids = plain_encoding(self.tokenizer, example, self.max_length)
             return {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids), "protected": [0] * len(ids)}
-        if not 0 <= label_index < len(self.verbalizer):
-            raise ConfigError(f"label index {label_index} outside the verbalizer's {len(self.verbalizer)} labels")
-        word = next(w for w in self.words if w.label_index == label_index)
+        words = self.words if words is None else words
+        word = next((w for w in words if w.label_index == label_index), None)
+        if word is None:
+            raise ConfigError(f"label index {label_index} has no label word ({len(words)} words given)")
         enc = self.pattern.encode(self.tokenizer, example, word.lengths, self.max_length, self.prompt_ids)
         labels = [IGNORE_INDEX] * len(enc.input_ids)
         protected = [0] * len(enc.input_ids)
