@@ -11,7 +11,8 @@ import pytest
 from kexue.errors import DataFormatError
 from kexue.generation import TokenTrie, TrieBuilder
 
-TOY = ["明月几时有", "明天会更好", "明天下雨", "明天下午开会", "明天下午放假", "明年见", "今夕是何年", "今天去哪里玩"]
+TOY = ["明月几时有", "明天会更好", "明天下雨", "明天下午开会", "明天下午放假", "明年见", "今夕是何年",
+       "今天去哪里玩"]
 
 
 def ids(text: str) -> list[int]:

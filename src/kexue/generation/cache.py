@@ -66,5 +66,5 @@ class KVCache:
         self._map(lambda t: t.index_select(0, rows))
 
     def repeat_rows(self, repeats: int) -> None:
-        """Repeat every row ``repeats`` times in place (row ``i`` becomes rows ``i·repeats .. i·repeats + repeats-1``)."""
+        """Repeat every row ``r = repeats`` times in place (row ``i`` becomes rows ``i·r .. i·r + r - 1``)."""
         self._map(lambda t: t.repeat_interleave(repeats, dim=0))

@@ -1,8 +1,8 @@
 """Prefix-tree constrained decoding: a logits processor that allows only continuations of trie keys.
 
-"Seq2Seq+前缀树:检索任务新范式(以KgCLUE为例)", https://kexue.fm/archives/8802 (spec §9 steps 3-4). At each step
-the allowed set of a row is ``A = next_tokens(prefix)``, plus the end token when the prefix is a whole key; the
-scores are restricted to ``A`` and renormalised. Guarantees (tested with adversarial logits):
+"Seq2Seq+前缀树:检索任务新范式(以KgCLUE为例)", https://kexue.fm/archives/8802 (spec §9 steps 3-4).
+At each step the allowed set of a row is ``A = next_tokens(prefix)``, plus the end token when the prefix is a
+whole key; the scores are restricted to ``A`` and renormalised. Guarantees (tested with adversarial logits):
 
 - every finished output is a key of the trie followed by the end token (``generate`` refuses a
   ``max_new_tokens`` below ``trie.max_length + 1``);

@@ -21,29 +21,27 @@ from kexue.generation.stepper import MODES, ModelStepper
 STRATEGIES = ("greedy", "beam", "sample")
 
 
-def _check(model, input_ids, mode, strategy, num_beams, max_new_tokens, end_token_id, min_ends, temperature,
-           top_k, top_p, num_return_sequences, processors) -> None:
+def check_options(*, mode: str = "unilm", strategy: str = "greedy", num_beams: int = 1, max_new_tokens: int = 32,
+                  min_ends: int = 1, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                  num_return_sequences: int = 1) -> None:
+    """Validate :func:`generate`'s model-independent options (the CLI calls it before loading anything).
+
+    Raises:
+        ConfigError: the first invalid option, named like its CLI flag.
+    """
     if mode not in MODES:
         raise ConfigError(f"mode (--mode) must be one of {MODES}, got {mode!r}")
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy (--strategy) must be one of {STRATEGIES}, got {strategy!r}")
-    if input_ids.dim() != 2 or input_ids.dtype not in (torch.long, torch.int32) or input_ids.shape[1] == 0:
-        raise ConfigError(f"input_ids must be a non-empty [batch, source_len] integer tensor, got "
-                          f"{tuple(input_ids.shape)} {input_ids.dtype}")
-    if end_token_id is None or not 0 <= end_token_id < model.config.vocab_size:
-        raise ConfigError(f"end_token_id must be a token id in [0, {model.config.vocab_size}) (the [SEP] id for "
-                          f"UniLM), got {end_token_id}")
     for name, flag, value in (("max_new_tokens", "--max-new-tokens", max_new_tokens), ("min_ends", "--min-ends",
                               min_ends), ("num_beams", "--num-beams", num_beams),
                               ("num_return_sequences", "--num-return-sequences", num_return_sequences)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} ({flag}) must be an integer >= 1, got {value!r}")
     if not temperature > 0:
         raise ConfigError(f"temperature (--temperature) must be > 0, got {temperature}")
     if strategy != "beam" and num_beams != 1:
         raise ConfigError(f"num_beams (--num-beams) {num_beams} needs strategy (--strategy) 'beam'")
-    if strategy == "beam" and num_beams > model.config.vocab_size:
-        raise ConfigError(f"num_beams (--num-beams) {num_beams} exceeds the vocabulary ({model.config.vocab_size})")
     if strategy != "sample" and (top_k is not None or top_p is not None):
         raise ConfigError("top_k / top_p (--top-k / --top-p) need strategy (--strategy) 'sample'")
     if top_k is not None:
@@ -55,6 +53,21 @@ def _check(model, input_ids, mode, strategy, num_beams, max_new_tokens, end_toke
     if strategy == "beam" and num_return_sequences > num_beams:
         raise ConfigError(f"num_return_sequences (--num-return-sequences) {num_return_sequences} exceeds "
                           f"num_beams (--num-beams) {num_beams}")
+
+
+def _check(model, input_ids, mode, strategy, num_beams, max_new_tokens, end_token_id, min_ends, temperature,
+           top_k, top_p, num_return_sequences, processors) -> None:
+    check_options(mode=mode, strategy=strategy, num_beams=num_beams, max_new_tokens=max_new_tokens,
+                  min_ends=min_ends, temperature=temperature, top_k=top_k, top_p=top_p,
+                  num_return_sequences=num_return_sequences)
+    if input_ids.dim() != 2 or input_ids.dtype not in (torch.long, torch.int32) or input_ids.shape[1] == 0:
+        raise ConfigError(f"input_ids must be a non-empty [batch, source_len] integer tensor, got "
+                          f"{tuple(input_ids.shape)} {input_ids.dtype}")
+    if end_token_id is None or not 0 <= end_token_id < model.config.vocab_size:
+        raise ConfigError(f"end_token_id must be a token id in [0, {model.config.vocab_size}) (the [SEP] id for "
+                          f"UniLM), got {end_token_id}")
+    if strategy == "beam" and num_beams > model.config.vocab_size:
+        raise ConfigError(f"num_beams (--num-beams) {num_beams} exceeds the vocabulary ({model.config.vocab_size})")
     needed = max((getattr(p, "required_new_tokens", 0) for p in processors), default=0)
     if max_new_tokens < needed:
         raise ConfigError(f"max_new_tokens (--max-new-tokens) {max_new_tokens} is below the {needed} tokens a "

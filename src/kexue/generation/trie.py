@@ -1,8 +1,8 @@
 """A token-id prefix tree stored as flat numpy arrays (CSR layout): the database of retrieval-as-generation.
 
-"Seq2Seq+前缀树:检索任务新范式(以KgCLUE为例)", https://kexue.fm/archives/8802: a seq2seq model decodes a database
-entry, and a trie over the tokenised entries restricts every step to the continuations that exist. The article's
-dict-of-dicts trie of 20M KgCLUE triples needs about 30 GB of RAM; this one stores per node 4 bytes of label,
+"Seq2Seq+前缀树:检索任务新范式(以KgCLUE为例)", https://kexue.fm/archives/8802: a seq2seq model decodes a
+database entry, and a trie over the tokenised entries restricts every step to the continuations that exist.
+The article's dict-of-dicts trie of 20M KgCLUE triples needs about 30 GB of RAM; this one stores per node 4 bytes of label,
 4-8 bytes of child offset and 4 bytes of value index, and can be memory-mapped from disk.
 
 Layout (nodes numbered breadth-first, root = 0, children of a node contiguous and sorted by token id):

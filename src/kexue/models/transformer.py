@@ -31,7 +31,7 @@ from kexue.nn.rotary import rotary_tables
 
 
 def incremental_mask(kind: str, keep: torch.Tensor, types: torch.Tensor, past: int) -> torch.Tensor | None:
-    """The ``kind`` mask of the last ``L = K - past`` queries over all ``K`` keys: bool ``[B|1, 1, L|1, K]`` or ``None``.
+    """The ``kind`` mask of the last ``L = K - past`` queries over all ``K`` keys: bool ``[B|1, 1, L|1, K]`` / None.
 
     ``keep`` / ``types``: ``[B, K]`` key padding (1 = real) and segment ids of all positions, cached ones first.
     Rows equal the last ``L`` rows of :func:`kexue.nn.masks.build_attention_mask` over the whole sequence.
@@ -65,7 +65,7 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """``input_ids`` / ``token_type_ids`` (/ ``position_ids``, default ``0..L-1``) ``[B, L]`` long -> ``[B, L, E]``."""
+        """``input_ids`` / ``token_type_ids`` / ``position_ids`` (default ``0..L-1``) ``[B, L]`` -> ``[B, L, E]``."""
         x = self.word_embeddings(input_ids)
         if token_type_ids is None:
             x = x + self.token_type_embeddings.weight[0]
