@@ -36,6 +36,7 @@ from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.tasks.seq2seq_data import Seq2SeqCollator, content_ids, encode_pair, target_labels
 from kexue.train import Trainer, TrainerConfig, prepare_run_dir
 from kexue.train.distributed import is_main_process
+from kexue.train.seed import seed_everything
 
 LOSSES = ("ce", "sparse-softmax")
 SETTINGS_FILE = "seq2seq.json"
@@ -110,14 +111,13 @@ def load_seq2seq_backbone(model: str, train_texts: Sequence[str], scratch: Scrat
     """
     if model == SCRATCH:
         backbone, tokenizer = build_backbone(model, train_texts, scratch, max_length)
-    else:
-        backbone, kind = load_encoder(model)
-        if kind != "kexue":
-            raise ConfigError(f"--model {model}: UniLM seq2seq needs a BERT / RoFormer / RoFormerV2 checkpoint that "
-                              f"kexue's Transformer loads (the UniLM mask is its own attention), not a "
-                              f"{type(backbone.model).__name__}")
-        tokenizer = Tokenizer.from_pretrained(model)
-    return ensure_mlm_head(backbone, log), tokenizer
+        return ensure_mlm_head(backbone, lambda _message: None), tokenizer  # all of it is new: nothing to say
+    backbone, kind = load_encoder(model)
+    if kind != "kexue":
+        raise ConfigError(f"--model {model}: UniLM seq2seq needs a BERT / RoFormer / RoFormerV2 checkpoint that "
+                          f"kexue's Transformer loads (the UniLM mask is its own attention), not a "
+                          f"{type(backbone.model).__name__}")
+    return ensure_mlm_head(backbone, log), Tokenizer.from_pretrained(model)
 
 
 class Seq2SeqLM(nn.Module):
@@ -256,6 +256,7 @@ def train_seq2seq(cfg: Seq2SeqConfig, trainer_cfg: TrainerConfig, log: Callable[
     train, dev = load_pairs_for(cfg)  # data refusals before the run folder exists
     prepare_run_dir(trainer_cfg, {"task": "seq2seq", "seq2seq": cfg}, log=log)
     texts = [t for e in train for t in (e.source, e.target)]
+    seed_everything(trainer_cfg.seed)  # --seed decides a scratch model's and a new MLM head's initialisation
     backbone, tokenizer = load_seq2seq_backbone(cfg.model, texts, cfg.scratch, cfg.max_length, log)
     settings = {"max_source_length": cfg.max_source_length, "max_target_length": cfg.max_target_length}
     model = Seq2SeqLM(backbone, tokenizer, settings)

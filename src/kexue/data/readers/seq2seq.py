@@ -12,8 +12,10 @@ Registered datasets (folders under ``$KEXUE_DATA``, sizes and licences in each S
   ``test`` here means ``test_public.json`` (the private ``test.json`` has no answers and is not read).
 
 Your own data: a ``.tsv`` / ``.txt`` file with ``source \\t target`` lines, or a ``.jsonl`` / ``.json`` file of
-``{"source": ..., "target": ...}`` objects (one per line). A malformed line raises
-:class:`~kexue.errors.DataFormatError` naming the file and line; nothing is skipped silently.
+``{"source": ..., "target": ...}`` objects (one per line); or a folder with one such file per split (``train.*``,
+``dev.*`` / ``val.*``, ``test_public.*`` / ``test.*``), which is also how a KgCLUE-format folder of your own is read.
+A malformed line raises :class:`~kexue.errors.DataFormatError` naming the file and line; nothing is skipped
+silently.
 
 Used by the UniLM seq2seq recipes (https://kexue.fm/archives/6933, https://kexue.fm/archives/8802).
 """
@@ -234,8 +236,28 @@ def resolve_seq2seq(name_or_path: str | Path, split: str, root: str | Path | Non
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path, "user", 0, 1
+    if path.is_dir():
+        return _split_in_folder(path, canon), "user", 0, 1
     raise ConfigError(f"--data {key}: not a registered seq2seq dataset ({', '.join(SEQ2SEQ_DATASETS)}) and no "
-                      f"such file")
+                      f"such file or folder")
+
+
+_FOLDER_STEMS = {"train": ("train",), "dev": ("dev", "val", "valid"), "test": ("test_public", "test")}
+
+
+def _split_in_folder(folder: Path, split: str) -> Path:
+    """The file of ``split`` in a folder of your own: ``train.*``, ``dev.*`` / ``val.*`` / ``valid.*``,
+    ``test_public.*`` (else ``test.*``), with a ``.json``, ``.jsonl``, ``.tsv`` or ``.txt`` suffix."""
+    for stem in _FOLDER_STEMS[split]:
+        found = sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.stem == stem and p.suffix.lower() in (".json", ".jsonl", ".tsv", ".txt"))
+        if len(found) > 1:
+            raise ConfigError(f"--data {folder}: {len(found)} files for the {split} split "
+                              f"({', '.join(p.name for p in found)}); keep one")
+        if found:
+            return found[0]
+    names = " or ".join(f"{stem}.json/.tsv" for stem in _FOLDER_STEMS[split])
+    raise ConfigError(f"--data {folder}: no {split} file (expected {names})")
 
 
 def load_seq2seq(name_or_path: str | Path, split: str, root: str | Path | None = None) -> list[Seq2SeqExample]:
