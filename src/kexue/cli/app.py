@@ -51,6 +51,7 @@ def _global_options(
 def _register() -> None:
     # Imported for their side effect of adding commands to the groups above.
     from kexue.cli import analyze, classify, extraction, generate, match, pretrain, seq2seq, simcse, sts  # noqa: F401
+    from kexue.cli import prompting  # noqa: F401
 
 
 def _click_modules() -> list:
