@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -51,11 +52,14 @@ def test_target_layout_and_trie(kexue_data):
     assert ids == expected
     assert enc["token_type_ids"] == [0] * (len(tok(e.question)["input_ids"][0])) + [1] * (len(ids) - len(
         tok(e.question)["input_ids"][0]))
-    trie = build_trie(tok, examples)
-    assert trie.size == 3
+    trie = build_trie(tok, examples + examples[:1])  # a repeated triple is one key
+    assert len(trie) == 3
     for key, ex in zip(key_ids(tok, examples), examples):
-        assert trie.get(key) == [ex.obj]
+        assert trie.get(key) == ex.obj
         assert key.count(sep) == 2
+    # two objects of one key: tab-joined, the first is the answer
+    twin = dataclasses.replace(examples[0], obj="另一个")
+    assert build_trie(tok, [examples[0], twin]).get(key_ids(tok, examples[:1])[0]) == f"{examples[0].obj}\t另一个"
 
 
 def test_train_then_eval_end_to_end(tmp_path, mini_folder, trained, capsys):

@@ -5,8 +5,10 @@ Training (``kexue train kgclue``): UniLM seq2seq (:mod:`kexue.tasks.seq2seq`) on
 than ``(S, M, P)``; Q ≤ 64 tokens and the whole ≤ 128 by default (the article's limits).
 
 Evaluation (``kexue eval kgclue``): beam search constrained to the keys ``S [SEP] P [SEP] M`` of the knowledge base
-(:mod:`kexue.tasks.kgclue_decode`), the decoded key's value is the answer O, scored by EM / F1 on O
-(:mod:`kexue.metrics.kgclue`).
+(:func:`kexue.generation.generate` with a :class:`~kexue.generation.TrieConstraint` over a
+:class:`~kexue.generation.TokenTrie`, KV-cached, decoding until the third ``[SEP]``; ``--lookahead`` turns on the
+constraint's look-ahead re-weighting once S is decoded), the decoded key's value is the answer O, scored by EM / F1
+on O (:mod:`kexue.metrics.kgclue`).
 
 **Knowledge base.** The real KgCLUE base (20.6M triples) is not stored here, so the knowledge base is built from the
 answer triples of train, dev and test_public (about 22k distinct triples). Retrieval is therefore much easier than
@@ -30,9 +32,9 @@ import torch
 from kexue.data.readers.seq2seq import KgclueExample, load_kgclue
 from kexue.data.tokenization import Tokenizer
 from kexue.errors import ConfigError
+from kexue.generation import TokenTrie, TrieConstraint, generate
 from kexue.metrics.kgclue import kgclue_metrics
 from kexue.tasks.common import jsonable
-from kexue.tasks.kgclue_decode import KeyTrie, UncachedStepper, constrained_beam_search
 from kexue.tasks.seq2seq import Seq2SeqConfig, Seq2SeqLM, fit_seq2seq, load_seq2seq_backbone
 from kexue.tasks.seq2seq_data import Seq2SeqCollator, content_ids, encode_pair, encode_source
 from kexue.train import TrainerConfig, prepare_run_dir
@@ -65,17 +67,15 @@ def knowledge_base(data: str, log: Callable[[str], None] = print) -> list[Kgclue
     return triples
 
 
-def build_trie(tokenizer: Tokenizer, triples: Sequence[KgclueExample]) -> KeyTrie:
-    """Prefix tree of the keys ``S [SEP] P [SEP] M``; the value is the list of objects O of the key, in data
-    order (the first one is the answer)."""
-    trie = KeyTrie()
+def build_trie(tokenizer: Tokenizer, triples: Sequence[KgclueExample]) -> TokenTrie:
+    """Prefix tree of the keys ``S [SEP] P [SEP] M``; the value of a key is its objects O tab-joined in data order
+    (the first one is the answer, as the reference code)."""
+    objects: dict[tuple[int, ...], list[str]] = {}
     for key, e in zip(key_ids(tokenizer, triples), triples):
-        objects = trie.get(key)
-        if objects is None:
-            trie.add(key, [e.obj])
-        elif e.obj not in objects:
-            objects.append(e.obj)
-    return trie
+        found = objects.setdefault(tuple(key), [])
+        if e.obj not in found:
+            found.append(e.obj)
+    return TokenTrie.build(list(objects), ["\t".join(v) for v in objects.values()])
 
 
 def encode_examples(tokenizer: Tokenizer, examples: Sequence[KgclueExample], cfg: Seq2SeqConfig
@@ -122,33 +122,38 @@ def train_kgclue(cfg: Seq2SeqConfig, trainer_cfg: TrainerConfig, log: Callable[[
     return results
 
 
-def predict_kgclue(model: Seq2SeqLM, questions: Sequence[str], trie: KeyTrie, *, beam_size: int = 3,
+def predict_kgclue(model: Seq2SeqLM, questions: Sequence[str], trie: TokenTrie, *, beam_size: int = 3,
                    lookahead: bool = False, batch_size: int = 32, max_source_length: int = 64
                    ) -> list[dict[str, Any]]:
-    """Answer each question by constrained beam search over ``trie``.
+    """Answer each question by beam search constrained to the keys of ``trie`` (greedy for ``beam_size`` 1).
 
     Returns:
-        per question ``{"question", "key": "S [SEP] P [SEP] M" decoded as text, "answer": O}`` (O = the first object
-        of the decoded key).
+        per question ``{"question", "key": the decoded S [SEP] P [SEP] M as text, "answer": O}`` (O = the first
+        object of the decoded key).
     Raises:
         ConfigError: ``beam_size`` / ``batch_size`` < 1.
     """
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size: expected an integer >= 1, got {batch_size}")
+    for flag, value in (("--beam", beam_size), ("--batch-size", batch_size)):
+        if value < 1:
+            raise ConfigError(f"{flag}: expected an integer >= 1, got {value}")
     tok = model.tokenizer
+    sep = tok.sep_token_id
     q_ids = content_ids(tok, list(questions))
     collate = Seq2SeqCollator(tok.pad_token_id)
     out: list[dict[str, Any]] = []
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(q_ids), batch_size):
-            chunk = q_ids[start:start + batch_size]
-            batch = collate([encode_source(q, tok.cls_token_id, tok.sep_token_id, max_source_length) for q in chunk])
-            keys = constrained_beam_search(UncachedStepper(model), batch, trie, tok.sep_token_id, beam_size,
-                                           questions=chunk, lookahead=lookahead, sep_id=tok.sep_token_id)
-            for text, key in zip(questions[start:start + batch_size], keys):
-                objects = trie.get(key) or [""]
-                out.append({"question": text, "key": tok.decode(key, skip_special_tokens=False), "answer": objects[0]})
+    for start in range(0, len(q_ids), batch_size):
+        chunk = q_ids[start:start + batch_size]
+        batch = collate([encode_source(q, tok.cls_token_id, sep, max_source_length) for q in chunk])
+        constraint = TrieConstraint(trie, sep, lookahead_queries=chunk if lookahead else None, separator_id=sep)
+        result = generate(model.backbone, batch["input_ids"], batch["token_type_ids"],
+                          attention_mask=batch["attention_mask"], strategy="beam" if beam_size > 1 else "greedy",
+                          num_beams=beam_size, max_new_tokens=constraint.required_new_tokens, end_token_id=sep,
+                          min_ends=3, logits_processor=constraint)
+        for text, (ids,) in zip(questions[start:start + batch_size], result.tolist()):
+            key = ids[:-1] if ids and ids[-1] == sep else ids  # the closing [SEP]
+            value = trie.get(key)
+            out.append({"question": text, "key": tok.decode(key, skip_special_tokens=False),
+                        "answer": value.split("\t")[0] if value is not None else ""})
     return out
 
 
