@@ -92,6 +92,12 @@ def test_all_minus_infinity_inside_the_allowed_set_becomes_uniform_not_nan():
     assert probs.sum().item() == pytest.approx(1.0)
 
 
+def test_trie_token_outside_the_vocabulary_is_refused():
+    trie = TokenTrie.build([[VOCAB + 5]])
+    with pytest.raises(ConfigError, match="outside the model's vocabulary"):
+        generate(MODEL, sources((4,)), end_token_id=END, max_new_tokens=2, logits_processor=TrieConstraint(trie, END))
+
+
 def test_a_key_that_is_a_prefix_of_another_allows_end_and_continuation():
     trie = TokenTrie.build([[5], [5, 6]])
     assert sorted(TrieConstraint(trie, END).allowed([5])) == sorted([6, END])

@@ -130,6 +130,9 @@ class TrieConstraint:
         allowed = [self.allowed(p) for p in prefixes]
         row_index = torch.tensor([i for i, a in enumerate(allowed) for _ in a], dtype=torch.long)
         col_index = torch.tensor([t for a in allowed for t in a], dtype=torch.long)
+        if col_index.numel() and int(col_index.max()) >= logits.shape[-1]:
+            raise ConfigError(f"the trie holds token id {int(col_index.max())}, outside the model's vocabulary of "
+                              f"{logits.shape[-1]} (built with another tokenizer?)")
         mask = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
         mask[row_index.to(logits.device), col_index.to(logits.device)] = True
         x = without_nan(logits.float())

@@ -101,8 +101,9 @@ def _decode_rows(stepper: ModelStepper, logits: torch.Tensor, rows: torch.Tensor
         keep = (~done).nonzero()[:, 0]
         if t + 1 == max_new_tokens or keep.numel() == 0:
             break
+        if keep.numel() < active.numel():  # some rows finished: drop them from the model's state
+            stepper.select(keep)
         active = active[keep]
-        stepper.select(keep)
         logits = stepper.step(tokens[keep])
     return [(out[i, :n].tolist(), float(s), bool(f))
             for i, (n, s, f) in enumerate(zip(lengths.tolist(), scores.tolist(), finished.tolist()))]
