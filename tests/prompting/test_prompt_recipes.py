@@ -106,3 +106,19 @@ def test_eval_nsp_zeroshot(tiny_zh, tmp_path, capsys):
     code, _, err = run(["eval", "nsp-zeroshot", "--model", tiny_zh, "--data", "fewclue/eprstmt", "--prompt", "x"],
                        capsys)
     assert code == 1 and "--prompt" in err
+
+
+def test_pattern_inputs_and_eval_sample(kexue_data):
+    from kexue.tasks.prompt_data import eval_subset, pattern_input
+
+    chid = load_prompt_data("fewclue/chid").train[0]
+    fields = pattern_input(chid)
+    before, after = chid.text_a.split("#idiom#", 1)
+    assert fields == {"text_a": before, "text_b": after}
+    wsc = load_prompt_data("fewclue/cluewsc").train[0]
+    assert pattern_input(wsc)["text_b"] == "其中他指的是树叶"
+    test = load_prompt_data("fewclue/tnews").test
+    assert len({r.label for r in test[:100]}) == 1                                  # the file is sorted by label
+    sample = eval_subset(test, 100)
+    assert len(sample) == 100 and len({r.label for r in sample}) >= 10 and sample == eval_subset(test, 100)
+    assert [test.index(r) for r in sample] == sorted(test.index(r) for r in sample)
