@@ -99,3 +99,12 @@ def test_bad_arguments():
         sparse_softmax_cross_entropy(x, torch.tensor([0, 1]), 2, reduction="avg")
     with pytest.raises(ConfigError, match="shape"):
         sparse_softmax_cross_entropy(x, torch.tensor([0]), 2)
+
+
+def test_decoding_form_equals_softmax_after_top_k_filter():
+    # at decoding, sparse softmax is the softmax of kexue.generation's top-k filter (SPACES keeps the top-10 logits)
+    from kexue.generation.sampling import top_k_filter
+
+    x = torch.randn(6, 25, generator=torch.Generator().manual_seed(4))
+    for k in (1, 10, 25):
+        torch.testing.assert_close(sparse_softmax(x, k), torch.softmax(top_k_filter(x, k), -1), rtol=0, atol=1e-7)
