@@ -128,3 +128,17 @@ def test_head_added_to_headless_checkpoint_is_tied():
         h = model.mlm_head.norm(F.gelu(model.mlm_head.dense(out.last_hidden_state)))
         expected = h @ model.embeddings.word_embeddings.weight.T + model.mlm_head.bias
     torch.testing.assert_close(out.mlm_logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_padding_changes_nothing():
+    model = tiny_model(family="roformer")
+    alone = batch_of([([10, 11], [12, 13])])
+    padded = batch_of([([10, 11], [12, 13]), ([10, 11, 12, 14, 15], [16, 17, 18, 19])])
+    with torch.no_grad():
+        la = model(alone["input_ids"], alone["token_type_ids"], alone["attention_mask"])
+        lp = model(padded["input_ids"], padded["token_type_ids"], padded["attention_mask"])
+    n = alone["input_ids"].shape[1]
+    torch.testing.assert_close(la[0], lp[0, :n], rtol=0, atol=1e-5)
+    # the loss of the first row alone equals the padded batch's loss restricted to that row
+    first = {k: v[:1] for k, v in padded.items()}
+    torch.testing.assert_close(seq2seq_loss(lp[:1], first), seq2seq_loss(la, alone), rtol=0, atol=1e-5)
