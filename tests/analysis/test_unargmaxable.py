@@ -97,6 +97,18 @@ def test_planted_class_inside_the_hull_is_found_and_agrees_with_the_dual():
     assert is_argmaxable(W, b, 39)[0]
 
 
+def test_constraint_generation_agrees_with_the_full_lp():
+    rng = np.random.default_rng(5)
+    W = rng.normal(size=(40, 3)) * rng.uniform(0.3, 1.5, size=(40, 1))
+    b = rng.normal(size=40) * 0.3
+    for k in range(40):
+        small = is_argmaxable(W, b, k, working_set=2)
+        full = is_argmaxable(W, b, k, working_set=40)
+        assert small[0] == full[0] == (not dual_unargmaxable(W, b, k)), k
+        if small[0]:
+            assert_witness(W, b, k, small[1])
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_lp_agrees_with_hull_vertices_and_brute_force_sampling(seed):
     rng = np.random.default_rng(seed)

@@ -6,8 +6,9 @@ argmaxable iff some ``z`` in ``R^d`` gives ``<w_k - w_i, z> + b_k - b_i > 0`` fo
 
 * **Exact test** (:func:`is_argmaxable`): the linear program in ``(z, s)``, ``s >= 0``,
   ``(w_k - w_i)^T z + s (b_k - b_i) >= 1`` for all ``i != k``, solved by scipy's HiGHS; it is feasible iff ``k``
-  is argmaxable (``s > 0``: divide by ``s``; ``s = 0``: a large multiple of ``z`` overrides the bias). The
-  returned witness is checked: ``argmax(W z + b) == k``.
+  is argmaxable (``s > 0``: divide by ``s``; ``s = 0``: a large multiple of ``z`` overrides the bias). It is solved
+  in its equivalent scale-free max-margin form, by exact constraint generation. The returned witness is checked:
+  ``argmax(W z + b) == k``.
 * **Fast pre-filter** (:func:`certified_argmaxable`): classes made the argmax by a cheap candidate input
   (``z = t·w_k`` for a few scales ``t``, and ``z = 0`` with a bias) are certified without an LP. It only ever
   certifies; everything it leaves goes to the LP.
@@ -39,12 +40,20 @@ def _check(W, b) -> tuple[np.ndarray, np.ndarray | None]:
     return W, b
 
 
-def is_argmaxable(W, b=None, k: int = 0, tol: float = 1e-9) -> tuple[bool, np.ndarray | None]:
+def is_argmaxable(W, b=None, k: int = 0, tol: float = 1e-9, working_set: int = 256
+                  ) -> tuple[bool, np.ndarray | None]:
     """Exact test of class ``k`` by the LP above (scipy ``linprog``, method ``highs``).
+
+    Solved in its scale-free max-margin form (maximise ``t`` with ``(w_k - w_i)^T z + s (b_k - b_i) >= t``,
+    ``|z_j| <= 1``, ``0 <= s <= 1``; argmaxable iff ``t* > tol``, the same decision as the feasibility LP) by
+    constraint generation, which stays exact: the LP over a working set of competitors (first the ``working_set``
+    classes with the largest logits at ``z = w_k``) is solved; ``t* <= tol`` there means the same for the full LP (it
+    has more constraints); a solution that keeps every other margin positive solves the full problem; otherwise the
+    violated constraints join the working set. A vocabulary-sized head thus needs LPs of a few hundred rows.
 
     Args:
         W: ``[n, d]`` class vectors; b: ``[n]`` biases or ``None``; k: the class; tol: ``s`` above ``tol``
-            counts as positive when building the witness.
+            counts as positive (margin and bias weight); working_set: the initial number of competitors.
     Returns:
         ``(True, z)`` with a witness ``z`` ``[d]`` (float64) such that ``argmax(W z + b) == k`` strictly, or
         ``(False, None)``.
@@ -60,15 +69,27 @@ def is_argmaxable(W, b=None, k: int = 0, tol: float = 1e-9) -> tuple[bool, np.nd
     others = np.arange(n) != k
     dw = W[k] - W[others]                                       # [n-1, d]
     db = (b[k] - b[others]) if b is not None else np.zeros(n - 1)
-    a_ub = -np.hstack([dw, db[:, None]])                          # -(dw z + s db) <= -1
-    bounds = [(None, None)] * d + [(0, None) if b is not None else (0, 0)]
-    res = linprog(np.zeros(d + 1), A_ub=a_ub, b_ub=-np.ones(n - 1), bounds=bounds, method="highs")
-    if res.status == 2:                                           # infeasible
-        return False, None
-    if res.status != 0:
-        raise RuntimeError(f"HiGHS could not decide class {k}: {res.message}")
-    z, s = res.x[:d], res.x[d]
-    witness = z / s if s > tol else z * (2.0 + np.abs(db).max())  # s = 0: margins >= 1 from z outscale the bias
+    # maximise the smallest margin t over the box |z_j| <= 1, 0 <= s <= 1 (scale-free, so the same decision as
+    # the feasibility LP); the central solution violates few unseen constraints
+    bounds = [(-1.0, 1.0)] * d + [(0.0, 1.0) if b is not None else (0.0, 0.0)] + [(None, 1.0)]
+    cost = np.zeros(d + 2)
+    cost[-1] = -1.0
+    active = np.argsort(dw @ W[k] + db)[:working_set]            # the strongest competitors at z = w_k
+    while True:
+        a_ub = np.hstack([-dw[active], -db[active, None], np.ones((len(active), 1))])   # t - (dw z + s db) <= 0
+        res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(len(active)), bounds=bounds, method="highs")
+        if res.status != 0:
+            raise RuntimeError(f"HiGHS could not decide class {k}: {res.message}")
+        z, s, t = res.x[:d], res.x[d], res.x[d + 1]
+        if t <= tol:                                              # no positive margin even on a subset
+            return False, None
+        margins = dw @ z + s * db
+        violated = np.flatnonzero(margins <= 0.5 * t)
+        if violated.size == 0:
+            break
+        worst = violated[np.argsort(margins[violated])[:max(working_set, 1)]]
+        active = np.union1d(active, worst)
+    witness = z / s if s > tol else z * (1.0 + 4.0 * np.abs(db).max() / t)  # s = 0: z's margins (>= t/2) win
     for _ in range(8):                                            # check it; rescale a numerically weak witness
         logits = W @ witness + (b if b is not None else 0.0)
         if logits[k] > np.delete(logits, k).max():
