@@ -142,3 +142,18 @@ def test_constraint_with_lookahead_renormalises_p_to_the_one_over_w():
     p = logits[0].softmax(-1)
     expected = torch.stack((p[20] ** (1 / 3), p[30]))
     torch.testing.assert_close(out.softmax(-1)[0, [20, 30]], expected / expected.sum())
+
+
+@pytest.mark.parametrize("strategy,beams", [("greedy", 1), ("beam", 3)])
+def test_kgclue_style_keys_with_separators_inside_and_lookahead(strategy, beams):
+    """Keys ``S [SEP] P [SEP] M`` with the end token as separator: min_ends = 3 closes after the whole key."""
+    keys = [[10, END, 20, END, 30], [10, END, 20, END], [10, END, 21, END, 31, 32], [11, 12, END, 20, END, 33]]
+    trie = TokenTrie.build(keys, ["o1", "o2", "o3", "o4"])
+    questions = [[10, 21, 31], [11, 20, 33], [5, 6]]
+    constraint = TrieConstraint(trie, END, lookahead_queries=questions)
+    out = generate(MODEL, sources((6, 5, 3), seed=4), strategy=strategy, num_beams=beams, end_token_id=END,
+                   min_ends=3, max_new_tokens=trie.max_length + 1, logits_processor=constraint)
+    for row in out.tolist():
+        seq = row[0]
+        assert seq[-1] == END and seq[:-1] in keys and trie.get(seq[:-1]) is not None
+    assert out.finished.all()
