@@ -7,6 +7,8 @@ import copy
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kexue.data.tokenization import Tokenizer
 from kexue.models import Transformer, TransformerConfig
@@ -85,11 +87,13 @@ def test_outputs_at_step_0_equal_the_unmodified_model(data, encoder):
     assert torch.equal(got.last_hidden_state, want.last_hidden_state)
 
 
-def test_reference_layout_for_any_text(data):
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet="很不满意好差体育，。abc 1{}[]", min_size=1, max_size=200).filter(str.strip))
+def test_reference_layout_for_any_text(data, text):
     texts, _, tok = data
     ids = list(range(10, 18))
     pattern = ClozePattern(REFERENCE_TEMPLATE)
-    for text in texts + ["好", texts[0] * 10]:
+    for text in (text, texts[0] * 10):
         enc = pattern.encode(tok, text, [1], max_length=64, prompt_ids=ids)
         assert enc.input_ids[5] == tok.mask_token_id and enc.mask_positions == [[5]]
         assert enc.prompt_positions == [1, 2, 3, 4, 6, 7, 8, 9]
