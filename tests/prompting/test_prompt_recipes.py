@@ -54,6 +54,8 @@ def test_sentiment_split_is_the_articles_first_percent(kexue_data):
     assert [e.text_a for e in splits.train] == [line.split("\t")[0] for line in lines[:168]]
     assert splits.unlabelled[0].text_a == lines[168].split("\t")[0] and splits.unlabelled[0].label is None
     assert len(splits.dev) == 2111 and len(splits.test) == 2111
+    sst2 = load_prompt_data("sst2")
+    assert len(sst2.train) == 606 and len(sst2.unlabelled) == 60614 - 606 and len(sst2.test) == 872   # 1% of 60614
 
 
 def test_train_pet_semi_supervised(tiny_zh, tmp_path, capsys):
