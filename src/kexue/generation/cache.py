@@ -17,8 +17,8 @@ class KVCache:
     """Per-layer keys and values ``[B, h, T, d]`` plus ``attention_mask`` / ``token_type_ids`` ``[B, T]``.
 
     Pass it as ``Transformer(..., past_key_values=cache)``; the model appends its new positions in place. Rows can
-    be reordered or dropped (:meth:`select`, beam search and finished examples) and repeated (:meth:`repeat_rows`,
-    one source for several beams or samples).
+    be reordered, dropped or repeated with :meth:`select` (beam search, finished examples, one source for several
+    beams or samples).
 
     Args:
         num_layers: number of attention layers of the model.
@@ -64,7 +64,3 @@ class KVCache:
     def select(self, rows: torch.Tensor) -> None:
         """Keep rows ``rows`` (``[N]`` long indices into the batch, repeats allowed), in that order."""
         self._map(lambda t: t.index_select(0, rows))
-
-    def repeat_rows(self, repeats: int) -> None:
-        """Repeat every row ``r = repeats`` times in place (row ``i`` becomes rows ``i·r .. i·r + r - 1``)."""
-        self._map(lambda t: t.repeat_interleave(repeats, dim=0))
