@@ -67,3 +67,14 @@ def test_chinese_trained_vocab_reloaded_by_bert_tokenizer_fast(kexue_data, tmp_p
     assert len(enc["input_ids"][0]) == 8  # every CJK character is its own token
     assert enc["offsets"][0][1:-1] == [(i, i + 1) for i in range(6)]
     assert char.convert_ids_to_tokens(enc["input_ids"][0][1:-1]) == list(sample)
+
+
+def test_train_new_gives_the_same_ids_every_time(kexue_data):
+    """The tokenizers trainer numbers equally frequent tokens in hash-map order; train_new must not (a resumed or
+    repeated run would otherwise see a different vocabulary)."""
+    text = (kexue_data / "zh_raw_sentences" / "zhwiki_bert_sampled.txt").read_text(encoding="utf-8")
+    texts = [s for s in text.split("\n") if s.strip()][:400]
+    vocabs = [Tokenizer.train_new(texts, kind="char", vocab_size=3000).backend.get_vocab() for _ in range(3)]
+    assert vocabs[0] == vocabs[1] == vocabs[2]
+    ordered = sorted(vocabs[0], key=vocabs[0].get)
+    assert ordered[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and ordered[5:] == sorted(ordered[5:])

@@ -116,3 +116,44 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         """Number of batches per epoch on each replica."""
         n = len(self.lengths)
         return n // self.global_batch_size if self.drop_last else -(-n // self.global_batch_size)
+
+
+def token_budget_batches(lengths: Sequence[int], max_tokens: int, generator, *, max_examples: int | None = None,
+                         chunk_size: int = 10_000) -> list[list[int]]:
+    """Batches whose padded size ``len(batch) * longest`` stays within ``max_tokens``, in a seeded random order.
+
+    Shuffle the indices (``torch.randperm`` with ``generator``), sort chunks of ``chunk_size`` by length, cut
+    each sorted chunk greedily into batches (a batch grows while ``(n + 1) * longest <= max_tokens`` and ``n <
+    max_examples``), then shuffle the batches. Every index appears exactly once; an example longer than
+    ``max_tokens`` forms a batch of its own. fairseq's ``--max-tokens`` batching, for corpora of very mixed
+    lengths where a fixed number of examples per batch wastes most of the compute on padding.
+
+    Raises:
+        ConfigError: ``max_tokens`` < 1 or ``max_examples`` < 1.
+    """
+    import torch
+
+    if max_tokens < 1:
+        raise ConfigError(f"--max-tokens: expected a positive integer, got {max_tokens}")
+    if max_examples is not None and max_examples < 1:
+        raise ConfigError(f"--batch-size: expected a positive integer, got {max_examples}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = torch.randperm(len(lengths), generator=generator).numpy()
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk_size):
+        chunk = order[start:start + chunk_size]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        current: list[int] = []
+        longest = 0
+        for i in chunk.tolist():
+            grown = max(longest, int(lengths[i]))
+            if current and ((len(current) + 1) * grown > max_tokens
+                            or (max_examples is not None and len(current) >= max_examples)):
+                batches.append(current)
+                current, grown = [], int(lengths[i])
+            current.append(i)
+            longest = grown
+        if current:
+            batches.append(current)
+    perm = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in perm]

@@ -83,6 +83,10 @@ PRETRAIN_SOURCES: tuple[Source, ...] = (
     Source("simclue_corpus", ("simclue_sample/corpus_1w.txt",), "lines", role="unlabeled"),
 )
 
+RESEARCH_ONLY_SOURCES = frozenset({"duie2.0_train", "lcsts_train"})
+"""Sources whose licence allows research use only (DuIE's participant agreement, LCSTS by application): left out of
+the corpus of any model kexue ships (``kexue pretrain-corpus`` drops them unless ``--research-only``)."""
+
 _FEWCLUE_EVAL = tuple(f"fewclue/{t}/{name}" for t in FEWCLUE_TASKS
                       for name in ("test_public.json", "dev_few_all.json", *(f"dev_{i}.json" for i in range(5))))
 EVAL_FILES: dict[str, str] = {  # every evaluation file of the Chinese datasets -> how to read its text

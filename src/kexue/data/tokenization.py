@@ -69,6 +69,8 @@ class Tokenizer:
             vocab_size: vocabulary size (special tokens included) — see ``kind``.
             lowercase: lower-case (and strip accents) in the normaliser.
             min_frequency: minimum count of a merged piece (wordpiece kind).
+        The ids are deterministic: special tokens first, then the learned tokens sorted by string (the
+        ``tokenizers`` trainer alone numbers equally frequent tokens differently from run to run).
         Raises:
             ConfigError: unknown ``kind`` or ``vocab_size`` smaller than the special tokens.
         """
@@ -94,6 +96,11 @@ class Tokenizer:
                                                 min_frequency=min_frequency, continuing_subword_prefix="##",
                                                 show_progress=False)
         tok.train_from_iterator(list(texts), trainer=trainer)
+        # The trainer orders tokens of equal frequency by hash-map iteration, which changes from run to run; renumber
+        # so that the same texts always give the same ids (special tokens first, then by string).
+        learned = sorted((t for t in tok.get_vocab() if t not in SPECIAL_TOKENS))
+        tok.model = models.WordPiece({t: i for i, t in enumerate([*SPECIAL_TOKENS, *learned])}, unk_token="[UNK]",
+                                     continuing_subword_prefix="##")
         cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",

@@ -7,7 +7,7 @@ Groundwork for ``kexue pretrain`` (issue 10; RoFormerV2, https://kexue.fm/archiv
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kexue.data.masking import align_words, segment_words
 from kexue.errors import ConfigError
@@ -22,11 +22,14 @@ class PackedExample:
         word_ids: word index per token (``0, 1, ...`` across the packed sentences), ``-1`` at ``[CLS]``/``[SEP]``
             and at tokens outside every jieba word.
         document: index of the source document (examples never cross documents).
+        starts: position (in ``input_ids``) of the first token of every sentence (or sentence piece) packed into
+            the example, ascending, the first one 1; the places where a next-sentence pair may be cut.
     """
 
     input_ids: list[int]
     word_ids: list[int]
     document: int
+    starts: list[int] = field(default_factory=list)
 
 
 def pack_documents(documents: Iterable[Sequence[str]], tokenizer, max_length: int = 128) -> list[PackedExample]:
@@ -55,14 +58,15 @@ def pack_documents(documents: Iterable[Sequence[str]], tokenizer, max_length: in
         enc = tokenizer.backend(sentences, add_special_tokens=False, return_offsets_mapping=True)
         ids: list[int] = []
         words: list[int] = []
+        starts: list[int] = []
         next_word = 0
 
         def flush() -> None:
-            nonlocal ids, words, next_word
+            nonlocal ids, words, starts, next_word
             if ids:
                 out.append(PackedExample([tokenizer.cls_token_id] + ids + [tokenizer.sep_token_id],
-                                         [-1] + words + [-1], d))
-            ids, words, next_word = [], [], 0
+                                         [-1] + words + [-1], d, starts))
+            ids, words, starts, next_word = [], [], [], 0
 
         for text, sent_ids, offsets in zip(sentences, enc["input_ids"], enc["offset_mapping"]):
             sent_words = align_words([tuple(o) for o in offsets], segment_words(text))
@@ -74,6 +78,8 @@ def pack_documents(documents: Iterable[Sequence[str]], tokenizer, max_length: in
                     flush()
                 present = sorted({w for w in piece_words if w >= 0})
                 renumber = {w: next_word + i for i, w in enumerate(present)}
+                if piece_ids:
+                    starts.append(len(ids) + 1)
                 ids.extend(piece_ids)
                 words.extend(renumber.get(w, -1) for w in piece_words)
                 next_word += len(present)
