@@ -79,11 +79,11 @@ def run_kgclue(args, scratch: ScratchModel, log) -> str:
                     log(f"kgclue {split} beam {beam} look-ahead {lookahead}: EM {100 * r['em']:.2f} "
                         f"F1 {100 * r['f1']:.2f} ({r['seconds']:.0f} s)")
     md = [f"Model: `{args.model}`" + (f" (random init, hidden {scratch.hidden_size}, {scratch.num_hidden_layers} "
-                                      f"layers; no pretrained Chinese model yet)" if args.model == "scratch" else ""),
-          f"; trained on {results['train_questions']} train questions, {results['optimizer_steps']} steps of batch "
+                                      f"layers; no pretrained Chinese model yet)" if args.model == "scratch" else "")
+          + f"; trained on {results['train_questions']} train questions, {results['optimizer_steps']} steps of batch "
           f"{args.batch_size}, lr {args.lr:g} ({train_s / 60:.1f} min); teacher-forced dev token accuracy "
           f"{100 * results['dev']['token_accuracy']:.2f} (first 512 dev questions).",
-          "", f"**Knowledge base: {results['knowledge_base']}.**", "",
+          "", f"**{results['knowledge_base'][0].upper()}{results['knowledge_base'][1:]}.**", "",
           "| split | questions | beam | look-ahead | EM | F1 | (EM+F1)/2 | decode s | article |",
           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
