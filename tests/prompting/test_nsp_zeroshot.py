@@ -75,8 +75,8 @@ def test_a_model_without_nsp_head_is_a_clear_error(data):
 
 
 def test_coherent_pairs_score_higher_after_nsp_pretraining(data):
-    """A tiny transformers BertForNextSentencePrediction trained 250 steps with its own label convention
-    (0 = the second sentence follows). Documents are four "topics", each a set of 30 real characters of the
+    """A tiny transformers BertForNextSentencePrediction trained 200 steps with its own label convention
+    (0 = the second sentence follows). Documents are two "topics", each a set of 12 real characters of the
     sentiment texts; a coherent pair takes both sentences from one topic, a shuffled pair from two. Scored through
     the classifier (each first sentence against 40 candidate continuations as label prompts, suffix position),
     the coherent pairs get the higher p(IsNext); a swapped IsNext index would reverse this."""
@@ -84,7 +84,7 @@ def test_coherent_pairs_score_higher_after_nsp_pretraining(data):
 
     texts, tok = data
     chars = sorted({c for t in texts for c in t if "\u4e00" <= c <= "\u9fff"})
-    topics = [chars[i * 30:(i + 1) * 30] for i in range(4)]
+    topics = [chars[i * 12:(i + 1) * 12] for i in range(2)]
     rng = random.Random(0)
 
     def sentence(k):
@@ -94,18 +94,18 @@ def test_coherent_pairs_score_higher_after_nsp_pretraining(data):
     model = BertForNextSentencePrediction(BertConfig(
         vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(250):
-        ks = [rng.randrange(4) for _ in range(16)]
-        kb = [k if i % 2 else (k + rng.randrange(1, 4)) % 4 for i, k in enumerate(ks)]
-        y = torch.tensor([0 if i % 2 else 1 for i in range(16)])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(200):                                  # robust over seeds 0-3; 100 steps are not
+        ks = [rng.randrange(2) for _ in range(32)]
+        kb = [k if i % 2 else 1 - k for i, k in enumerate(ks)]
+        y = torch.tensor([0 if i % 2 else 1 for i in range(32)])
         enc = tok.backend([sentence(k) for k in ks], [sentence(k) for k in kb], padding=True, return_tensors="pt")
         loss = model(**enc, labels=y).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    topic_of = [i % 4 for i in range(40)]
+    topic_of = [i % 2 for i in range(40)]
     firsts = [sentence(k) for k in topic_of]
     seconds = [sentence(k) for k in topic_of]
     clf = NSPZeroShotClassifier(model, tok, seconds, position="suffix", max_length=32, batch_size=200)
