@@ -4,13 +4,14 @@ https://kexue.fm/archives/9590).
 
     python bench/lora_variants.py --train-limit 2000 --eval-limit 1000 --epochs 1 --seeds 0 --lrs 5e-4 2e-3 5e-3
 
-Every form runs the whole ``--lrs`` grid; a form whose best dev accuracy (mean over seeds) sits at an edge of the
-grid gets one more point beyond that edge on the 1-2-5 ladder (1e-3, 2e-3, 5e-3, 1e-2, ...), repeated while the best
-stays at the edge, at most ``--max-extend`` times (``0``: the grid only). The chosen lr is the best dev mean (ties:
-the lower lr); test accuracy is reported at the chosen lr only. All rows: MiniLM (all-MiniLM-L6-v2), targets ``qkv``
-and ``attention.output``, scale 2 (peft's alpha = 2r), the same data, schedule and seed(s); the head trains in every
-row. Time per epoch is the training loop alone (a hook around each epoch; the dev/test passes are excluded).
-``--resume`` reuses runs already recorded under ``--work`` (``bench.json`` per run) with the same settings.
+Every form runs the whole ``--lrs`` grid (all forms' grids before any extension); then a form whose best dev
+accuracy (mean over seeds) sits at an edge of the grid gets one more point beyond that edge on the 1-2-5 ladder
+(1e-3, 2e-3, 5e-3, 1e-2, ...), repeated while the best stays at the edge, at most ``--max-extend`` times (``0``: the
+grid only). The chosen lr is the best dev mean (ties: the lower lr); test accuracy is reported at the chosen lr only.
+All rows: MiniLM (all-MiniLM-L6-v2), targets ``qkv`` and ``attention.output``, scale 2 (peft's alpha = 2r), the same
+data, schedule and seed(s); the head trains in every row. Time per epoch is the training loop alone (a hook around
+each epoch; the dev/test passes are excluded). ``--resume`` reuses runs already recorded under ``--work``
+(``bench.json`` per run) with the same settings.
 """
 
 from __future__ import annotations
@@ -88,25 +89,22 @@ def run_one(row: str, lr: float, seed: int, args: argparse.Namespace) -> dict:
     return record
 
 
-def sweep(row: str, args: argparse.Namespace) -> dict[float, list[dict]]:
-    """Every lr of the grid (plus edge extensions) for one form: ``{lr: [record per seed]}``."""
-    runs: dict[float, list[dict]] = {}
+def run_lr(row: str, lr: float, runs: dict[float, list[dict]], args: argparse.Namespace) -> None:
+    """Run (or reuse) every seed of one form at one lr into ``runs[lr]`` and print them."""
+    runs[lr] = [run_one(row, lr, seed, args) for seed in args.seeds]
+    for r in runs[lr]:
+        print(f"{row} lr {lr:g} seed {r['settings']['seed']}: dev {r['dev']:.2f} test {r['test']:.2f} "
+              f"train {r['train_s_per_epoch']:.0f} s/epoch", flush=True)
 
-    def run_lr(lr: float) -> None:
-        runs[lr] = [run_one(row, lr, seed, args) for seed in args.seeds]
-        for r in runs[lr]:
-            print(f"{row} lr {lr:g} seed {r['settings']['seed']}: dev {r['dev']:.2f} test {r['test']:.2f} "
-                  f"train {r['train_s_per_epoch']:.0f} s/epoch", flush=True)
 
-    for lr in sorted(args.lrs):
-        run_lr(lr)
+def extend(row: str, runs: dict[float, list[dict]], args: argparse.Namespace) -> None:
+    """One more 1-2-5 step past the edge while the best dev lr of ``row`` is at an edge (``--max-extend`` times)."""
     for _ in range(args.max_extend):
         grid = sorted(runs)
         best = best_lr(runs)
         if len(grid) < 2 or best not in (grid[0], grid[-1]):
-            break
-        run_lr(ladder_step(best, up=best == grid[-1]))
-    return runs
+            return
+        run_lr(row, ladder_step(best, up=best == grid[-1]), runs, args)
 
 
 def best_lr(runs: dict[float, list[dict]]) -> float:
@@ -138,15 +136,20 @@ def main() -> None:
         parser.error(f"--lrs: every learning rate must be positive, got {args.lrs}")
     if args.max_extend < 0:
         parser.error(f"--max-extend: expected >= 0, got {args.max_extend}")
-    sweeps = {row: sweep(row, args) for row in args.rows}
+    sweeps: dict[str, dict[float, list[dict]]] = {row: {} for row in args.rows}
+    for row in args.rows:               # the whole grid for every form first, then the edge extensions
+        for lr in sorted(args.lrs):
+            run_lr(row, lr, sweeps[row], args)
+    for row in args.rows:
+        extend(row, sweeps[row], args)
     all_lrs = sorted({lr for runs in sweeps.values() for lr in runs})
     lines = ["## LoRA variants on sst2 (https://kexue.fm/archives/9590)", "",
              f"MiniLM, r = {args.rank} on qkv + attention.output, scale 2, {args.epochs} epoch(s), batch "
              f"{args.batch_size}, train limit {args.train_limit}, eval limit {args.eval_limit} (dev = the first "
              f"{args.eval_limit or 'all'} of the 6,735-row dev split; test = the first "
-             f"{min(872, args.eval_limit or 872)} of GLUE's labelled 872-row dev set), max length {args.max_length}, seed(s) {args.seeds}. Each form's lr is chosen on dev over the grid "
-             f"{sorted(args.lrs)} (+ up to {args.max_extend} 1-2-5 step(s) past an edge that wins); test is read "
-             "at the chosen lr only.", "",
+             f"{min(872, args.eval_limit or 872)} of GLUE's labelled 872-row dev set), max length {args.max_length}, "
+             f"seed(s) {args.seeds}. Each form's lr is chosen on dev over the grid {sorted(args.lrs)} (+ up to "
+             f"{args.max_extend} 1-2-5 step(s) past an edge that wins); test is read at the chosen lr only.", "",
              "| form | trainable factor params | chosen lr | dev acc | test acc | train s / epoch |",
              "|---|---|---|---|---|---|"]
     for row, runs in sweeps.items():
