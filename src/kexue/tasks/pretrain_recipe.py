@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -206,7 +207,8 @@ def run_tokenizer(cfg: PretrainConfig, docs: list[list[str]], output: Path, resu
         tokenizer = Tokenizer.from_pretrained(cfg.init_from)
     else:
         tokenizer = Tokenizer.train_new((s for d in docs for s in d), kind="char", vocab_size=cfg.vocab_size)
-    tokenizer.save_pretrained(folder)
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun: every rank builds the same ids; one writes them
+        tokenizer.save_pretrained(folder)
     return tokenizer
 
 
