@@ -163,9 +163,13 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kexue-bench-prompting-"))
     label = args.model
-    from kexue.hub import ALIASES
+    from kexue.hub import resolve_model_path
 
-    if args.model == "random" or (args.model not in ALIASES and not Path(args.model).is_dir()):
+    try:
+        available = args.model != "random" and (resolve_model_path(args.model) / "config.json").is_file()
+    except KexueError:
+        available = False
+    if not available:
         label = f"random init (requested {args.model!r}; hidden 64, 2 layers, char vocab)"
         args.model = str(random_model(work / "random-model", args.seed))
     start = time.perf_counter()
