@@ -92,8 +92,10 @@ def pretrain_command(
     vocab_size: Annotated[int, typer.Option(help="Character vocabulary built from the corpus.")] = 8000,
     max_length: Annotated[int, typer.Option(help="Tokens per packed example.")] = 128,
     nsp: Annotated[bool, typer.Option("--nsp/--no-nsp", help="Also train a next-sentence head.")] = True,
-    alpha_warmup_steps: Annotated[int, typer.Option(help="Updates of RoFormerV2's residual warm-up (alpha 0 -> 1; "
-                                                         "0 = off).")] = 500,
+    alpha_warmup_steps: Annotated[Optional[int], typer.Option(
+        help="Updates of RoFormerV2's residual warm-up (alpha 0 -> 1; 0 = off). Default: 500 for a new model, 0 with "
+             "--init-from (a trained model runs at alpha = 1; a new warm-up would restart every block at Norm(x)).")
+                                  ] = None,
     mlm_probability: Annotated[float, typer.Option(help="Fraction of words masked.")] = 0.15,
     optimizer: Annotated[str, typer.Option(help="adamw, or accum-adamw (accumulation inside Adam's moments, "
                                                 "kexue.fm/archives/8634).")] = "adamw",
@@ -115,6 +117,11 @@ def pretrain_command(
 
     if batch_size < 2 and nsp:
         raise ConfigError(f"--batch-size: expected at least 2, got {batch_size}")
+    if alpha_warmup_steps is None:
+        alpha_warmup_steps = 0 if init_from else 500
+    elif init_from and alpha_warmup_steps > 0:
+        raise ConfigError(f"--alpha-warmup-steps {alpha_warmup_steps}: must be 0 with --init-from (the loaded model "
+                          "is trained at alpha = 1; a warm-up would restart every block at Norm(x))")
     cfg = PretrainConfig(corpus=corpus, init_from=init_from, family=family, hidden_size=hidden_size,
                          num_layers=num_layers, num_heads=num_heads, intermediate_size=intermediate_size,
                          vocab_size=vocab_size, max_length=max_length, nsp=nsp,
