@@ -52,6 +52,8 @@ def _register() -> None:
     # Imported for their side effect of adding commands to the groups above.
     from kexue.cli import analyze, classify, extraction, generate, match, pretrain, seq2seq, simcse, sts  # noqa: F401
     from kexue.cli import prompting  # noqa: F401
+    from kexue.cli import summarize  # noqa: F401
+    from kexue.cli import simbert  # noqa: F401
 
 
 def _click_modules() -> list:
