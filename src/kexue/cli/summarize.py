@@ -67,9 +67,12 @@ def train_summarize_command(
                           test_limit=test_limit)
     if sfzy_path(data) is not None:
         from kexue.hub import resolve_model_path
-        resolve_model_path(encoder)  # an unknown --encoder fails before the run folder exists
         if dev is not None:
             raise ConfigError("--dev: sfzy data uses its last fifth of documents as dev (no --dev file)")
+        try:
+            resolve_model_path(encoder)  # an unknown --encoder fails before the run folder exists
+        except ConfigError as err:
+            raise ConfigError(f"--encoder {encoder}: {err}") from None
     tcfg = O.trainer_config(output, metric_for_best="token_accuracy", epochs=epochs, max_steps=max_steps,
                             batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                             max_grad_norm=max_grad_norm, eval_every=eval_every, seed=seed, precision=precision,
