@@ -6,10 +6,14 @@ from test): the file's labelled lines are shuffled with ``random.Random(0)``, th
 and the next ``--valid-size`` valid (threshold and checkpoint selection). Test is the set's own labelled test file;
 BQ's test is unlabelled, so BQ's test is the next ``--valid-size`` lines of the same shuffled dev (disjoint); AFQMC:
 train.txt / the first half of dev.txt / the second half (its test is unlabelled too). The same cut for all three
-methods. No Chinese checkpoint exists yet: every row is a random-initialised character-level encoder
-(``--model scratch``, size below), so the numbers measure the recipes at a tiny budget, not the article's models.
+methods. ``--model`` names the encoders, each giving one row per method: ``scratch`` (the default) is a
+random-initialised character-level encoder (size below), ``kexue-zh-mini`` kexue's own pretrained Chinese RoFormerV2,
+or any alias / checkpoint folder (all weights fine-tuned); ``--lr`` one value for all or one per model. Scratch alone
+writes the ``matching`` section of docs/RESULTS.md; with a pretrained model the section is ``matching-<model>`` (the
+scratch-only section stays). ``--resume`` reuses runs recorded under ``--work`` with the same settings.
 
     python bench/matching.py --sets lcqmc --train-size 2000 --valid-size 1000 --epochs 1 --seeds 0
+    python bench/matching.py --model scratch kexue-zh-mini --lr 5e-4 2e-4 --sets lcqmc bq --train-size 2000 --seeds 0
 
 CoSENT and Sentence-BERT: ``train_sts`` (``loss=cosent`` / ``softmax``, last-avg pooling, cosine threshold on valid);
 Interact: ``train_classify`` on ``[CLS] a [SEP] b [SEP]`` with the threshold on ``P(y = 1)`` searched on valid.
@@ -82,74 +86,110 @@ def make_cut(name: str, train_size: int, valid_size: int, out: Path) -> dict[str
     return paths
 
 
-def run_one(method: str, paths: dict[str, Path], out: Path, args: argparse.Namespace, seed: int) -> dict:
-    tcfg = TrainerConfig(output_dir=out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+def run_one(method: str, model: str, lr: float, paths: dict[str, Path], out: Path, args: argparse.Namespace,
+            seed: int) -> dict:
+    """Train ``method`` with encoder ``model`` at ``lr`` on one cut (or reuse its ``bench.json`` with
+    ``--resume``); returns ``{"method", "model", "lr", "seed", "test_accuracy", "seconds", "settings"}``."""
+    settings = {"method": method, "model": model, "lr": lr, "seed": seed,
+                "paths": {k: str(v) for k, v in paths.items()},
+                **{k: getattr(args, k) for k in ("train_size", "valid_size", "test_limit", "epochs", "batch_size",
+                                                 "max_length")}}
+    record_path = out / "bench.json"
+    if args.resume and record_path.is_file():
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        if record.get("settings") == settings:
+            return record
+    tcfg = TrainerConfig(output_dir=out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=lr,
                          seed=seed, progress_bar=False, overwrite=True, save_every=None, eval_every=None,
                          metric_for_best="accuracy")
     start = time.perf_counter()
     if method == "interact":
-        cfg = ClassifyConfig(model="scratch", data=str(paths["train"]), dev=str(paths["valid"]),
+        cfg = ClassifyConfig(model=model, data=str(paths["train"]), dev=str(paths["valid"]),
                              test=str(paths["test"]), max_length=2 * args.max_length, eval_limit=args.test_limit,
                              class_thresholds=True, scratch=SCRATCH)
         res = train_classify(cfg, tcfg, log=lambda _m: None)
         acc = res["after"]["test"]["accuracy_p1_threshold"]
     else:
-        cfg = STSConfig(model="scratch", data=str(paths["train"]), dev=str(paths["valid"]), test=str(paths["test"]),
+        cfg = STSConfig(model=model, data=str(paths["train"]), dev=str(paths["valid"]), test=str(paths["test"]),
                         loss="cosent" if method == "cosent" else "softmax", max_length=args.max_length,
                         eval_limit=args.test_limit, eval_before=False, scratch=SCRATCH)
         res = train_sts(cfg, tcfg, log=lambda _m: None)
         acc = res["after"]["test"]["accuracy"]
-    return {"method": method, "seed": seed, "test_accuracy": float(acc), "seconds": time.perf_counter() - start}
+    record = {"method": method, "model": model, "lr": lr, "seed": seed, "test_accuracy": float(acc),
+              "seconds": time.perf_counter() - start, "settings": settings}
+    record_path.write_text(json.dumps(record), encoding="utf-8")
+    return record
+
+
+def _describe(model: str, lr: float) -> str:
+    if model == "scratch":
+        return (f"`scratch` = a random-initialised char-level encoder (hidden {SCRATCH.hidden_size}, "
+                f"{SCRATCH.num_hidden_layers} layers), lr {lr:g}")
+    return f"`{model}` = that pretrained encoder, all weights fine-tuned by every method, lr {lr:g}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", nargs="+", default=["atec", "bq", "lcqmc", "pawsx_zh", "afqmc"])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--model", nargs="+", default=["scratch"],
+                        help="encoders, each a row per method: scratch (random init) or a checkpoint alias/folder")
     parser.add_argument("--train-size", type=int, default=5000)
     parser.add_argument("--valid-size", type=int, default=1000)
     parser.add_argument("--test-limit", type=int, default=None, help="evaluate only the first N valid/test pairs")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, nargs="+", default=[5e-4], help="one for all models or one per --model")
     parser.add_argument("--max-length", type=int, default=32, help="tokens per sentence (Interact: twice)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--work", type=Path, default=Path("runs/bench-matching"))
+    parser.add_argument("--resume", action="store_true", help="reuse runs recorded under --work (same settings)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/RESULTS.md alone")
     args = parser.parse_args()
+    if len(args.lr) not in (1, len(args.model)):
+        parser.error(f"--lr: give one value or one per --model ({len(args.model)}), got {len(args.lr)}")
+    lrs = dict(zip(args.model, args.lr * len(args.model) if len(args.lr) == 1 else args.lr))
     rows = []
     for name in args.sets:
         paths = make_cut(name, args.train_size, args.valid_size, args.work / "cuts" / name)
         sizes = {s: sum(1 for _ in p.open(encoding="utf-8")) for s, p in paths.items()}
-        for method in args.methods:
-            for seed in args.seeds:
-                row = run_one(method, paths, args.work / f"{name}-{method}-{seed}", args, seed)
-                row.update(set=name, sizes=sizes)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    lines = ["## Bi-encoder vs cross-encoder (CoSENT(二), https://kexue.fm/archives/8860)", "",
-             f"Test accuracy x100 at the threshold searched on valid; ours = mean over seeds {args.seeds} of a "
-             f"random-initialised char-level encoder (`--model scratch`, hidden {SCRATCH.hidden_size}, "
-             f"{SCRATCH.num_hidden_layers} layers; no Chinese checkpoint yet), {args.epochs} epoch(s), train "
+        for model in args.model:
+            for method in args.methods:
+                for seed in args.seeds:
+                    out = args.work / f"{name}-{Path(model).name}-{method}-{seed}"
+                    row = run_one(method, model, lrs[model], paths, out, args, seed)
+                    row.update(set=name, sizes=sizes)
+                    rows.append(row)
+                    print(json.dumps({k: v for k, v in row.items() if k != "settings"}), flush=True)
+    pretrained = [Path(m).name for m in args.model if m != "scratch"]
+    title = "## Bi-encoder vs cross-encoder (CoSENT(二), https://kexue.fm/archives/8860)"
+    test_cut = f", the first {args.test_limit} valid/test pairs evaluated" if args.test_limit else ""
+    lines = [f"{title}: {', '.join(pretrained)}" if pretrained else title, "",
+             f"Test accuracy x100 at the threshold searched on valid; ours = mean over seeds {args.seeds}; "
+             + "; ".join(_describe(m, lrs[m]) for m in args.model) + f"; {args.epochs} epoch(s), train "
              f"{args.train_size} / valid {args.valid_size} pairs cut from each set's dev file (seed-0 shuffle; "
              f"AFQMC: its train, dev halves as valid/test; BQ: test = a further disjoint dev slice), "
-             f"max length {args.max_length}. Article: BERT-base, full train sets.", "",
+             f"max length {args.max_length}{test_cut}. Article: BERT-base, full train sets.", "",
              "| method | " + " | ".join(args.sets) + " |", "|---|" + "---|" * len(args.sets)]
-    for method in args.methods:
-        cells = []
-        for name in args.sets:
-            accs = [r["test_accuracy"] for r in rows if r["set"] == name and r["method"] == method]
-            ref = ARTICLE.get(method, {}).get(name)
-            mean = sum(accs) / len(accs) if accs else float("nan")
-            cells.append(f"{mean:.2f} (article {ref:.2f})" if ref is not None else f"{mean:.2f}")
-        lines.append(f"| {method} (scratch) | " + " | ".join(cells) + " |")
+    for model in args.model:
+        for method in args.methods:
+            cells = []
+            for name in args.sets:
+                accs = [r["test_accuracy"] for r in rows
+                        if r["set"] == name and r["method"] == method and r["model"] == model]
+                ref = ARTICLE.get(method, {}).get(name)
+                mean = sum(accs) / len(accs) if accs else float("nan")
+                cells.append(f"{mean:.2f} (article {ref:.2f})" if ref is not None else f"{mean:.2f}")
+            lines.append(f"| {method} ({Path(model).name}) | " + " | ".join(cells) + " |")
     sizes = {r["set"]: r["sizes"] for r in rows}
-    lines += ["", "Split sizes (pairs): " + "; ".join(f"{k} {v}" for k, v in sizes.items()), "",
+    seconds = {m: sum(r["seconds"] for r in rows if r["model"] == m) for m in args.model}
+    lines += ["", "Split sizes (pairs): " + "; ".join(f"{k} {v}" for k, v in sizes.items()),
+              "Wall time of all runs (s): " + "; ".join(f"{Path(m).name} {t:.0f}" for m, t in seconds.items()), "",
               provenance(args.seeds)]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section("matching", text)
+        write_section("matching-" + "-".join(pretrained) if pretrained else "matching", text)
 
 
 if __name__ == "__main__":
