@@ -34,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def plot(curves: dict[str, list[tuple]], widen_at: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/kexue-growth"))
+    parser.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary folder)")
     parser.add_argument("--corpus-limit", type=int, default=4000)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
@@ -135,7 +136,7 @@ def main() -> None:
     from kexue.models import Transformer
 
     start, cpu_start = time.perf_counter(), os.times()
-    work = args.work
+    work = args.work or Path(tempfile.mkdtemp(prefix="kexue-growth-"))
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.txt"
     if not corpus.is_file():

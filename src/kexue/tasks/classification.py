@@ -35,7 +35,7 @@ from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone, jsonable
 from kexue.train import EMAHook, Hook, Trainer, TrainerConfig, no_decay_parameter_names, prepare_run_dir
 from kexue.train.seed import seed_everything
 from kexue.train.technique_hooks import (OPTIMIZERS, ChildTuningDHook, FGMHook, GradientPenaltyHook,
-                                         build_optimizer_factory)
+                                         accumulation_trainer_config, build_optimizer_factory)
 
 CHILD_TUNING = ("none", "F", "D")
 
@@ -305,12 +305,7 @@ def build_techniques(cfg: ClassifyConfig, trainer_cfg: TrainerConfig, model: nn.
                      ) -> tuple[TrainerConfig, Callable, list[Hook], dict[str, Any]]:
     """The Trainer config (accumulation set), optimizer factory, hooks and the technique record of ``cfg``."""
     k = cfg.accumulation_steps
-    # --max-steps, --eval-every and --save-every count optimizer updates; with in-momentum accumulation the
-    # Trainer steps once per micro-batch and the parameters move every k-th step.
-    per_update = {name: getattr(trainer_cfg, name) * k for name in ("max_steps", "eval_every", "save_every")
-                  if cfg.in_momentum and getattr(trainer_cfg, name) is not None}
-    trainer_cfg = dataclasses.replace(trainer_cfg, gradient_accumulation_steps=1 if cfg.in_momentum else k,
-                                      **per_update)
+    trainer_cfg = accumulation_trainer_config(trainer_cfg, k, cfg.in_momentum)
     head = head_lr_multipliers(trainer_cfg.learning_rate, cfg.head_lr, SequenceClassifier.HEAD_PATTERNS)
     multipliers = {**cfg.lr_multipliers, **{p: m for p, m in head.items() if p not in cfg.lr_multipliers}}
     factory = build_optimizer_factory(cfg.optimizer, accumulation_steps=k if cfg.in_momentum else 1,

@@ -132,12 +132,9 @@ class MaskingCollate:
     masking: MaskingConfig = MaskingConfig()
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        batch = pad_batch([{"input_ids": it["input_ids"], "token_type_ids": it["token_type_ids"]} for it in items],
-                          pad_token_id=self.pad_token_id)
-        length = batch["input_ids"].shape[1]
-        word_ids = torch.full((len(items), length), -1, dtype=torch.long)
-        for row, it in enumerate(items):
-            word_ids[row, :len(it["word_ids"])] = torch.tensor(it["word_ids"], dtype=torch.long)
+        batch = pad_batch([{k: it[k] for k in ("input_ids", "token_type_ids", "word_ids")} for it in items],
+                          pad_token_id=self.pad_token_id, pad_values={"word_ids": -1})
+        word_ids = batch.pop("word_ids")
         gen = torch.Generator().manual_seed(hash((self.seed, items[0]["epoch"], items[0]["index"])) % (2 ** 63))
         masked, labels = whole_word_mask(batch["input_ids"], word_ids, mask_token_id=self.mask_token_id,
                                          vocab_size=self.vocab_size, generator=gen, config=self.masking,

@@ -41,7 +41,7 @@ from kexue.train import Trainer, TrainerConfig, prepare_run_dir
 from kexue.train.hooks import Hook
 from kexue.train.optimization import no_decay_parameter_names
 from kexue.train.seed import seed_everything
-from kexue.train.technique_hooks import build_optimizer_factory
+from kexue.train.technique_hooks import accumulation_trainer_config, build_optimizer_factory
 
 FAMILIES = ("roformer_v2", "roformer", "bert")
 
@@ -255,10 +255,8 @@ def train_pretrain(cfg: PretrainConfig, trainer_cfg: TrainerConfig, log: Callabl
     n_params = sum(p.numel() for p in model.parameters())
     k = cfg.accumulation_steps
     in_momentum = cfg.optimizer == "accum-adamw"
-    per_update = {name: getattr(trainer_cfg, name) * k for name in ("max_steps", "eval_every", "save_every")
-                  if in_momentum and getattr(trainer_cfg, name) is not None}
-    trainer_cfg = dataclasses.replace(trainer_cfg, gradient_accumulation_steps=1 if in_momentum else k,
-                                      metric_for_best="mlm_loss", greater_is_better=False, **per_update)
+    trainer_cfg = accumulation_trainer_config(trainer_cfg, k, in_momentum, metric_for_best="mlm_loss",
+                                              greater_is_better=False)
     factory = build_optimizer_factory(cfg.optimizer, accumulation_steps=k if in_momentum else 1,
                                       no_decay=no_decay_parameter_names(model))
     hook = PretrainHook(train_set, cfg.alpha_warmup_steps * (k if in_momentum else 1))

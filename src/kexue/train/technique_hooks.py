@@ -18,6 +18,7 @@ optimizer's state dict and the hook's state records that the Fisher pass was don
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
@@ -302,6 +303,21 @@ def parameter_groups(named_parameters: NamedParams, base_lr: float, weight_decay
     if unused:
         raise ConfigError(f"--lr-multiplier: patterns matched no trainable parameter: {unused}")
     return list(groups.values())
+
+
+def accumulation_trainer_config(trainer_cfg: TrainerConfig, accumulation_steps: int, in_momentum: bool,
+                                **changes: Any) -> TrainerConfig:
+    """``trainer_cfg`` set up for ``accumulation_steps`` micro-batches per optimizer update (plus ``changes``).
+
+    Classic accumulation is the Trainer's ``gradient_accumulation_steps``. With accumulation inside the momentum
+    (``accum-*`` optimizers) the Trainer steps once per micro-batch and the parameters move every k-th step, so
+    ``--max-steps``, ``--eval-every`` and ``--save-every`` (which count optimizer updates) are multiplied by k.
+    """
+    k = accumulation_steps
+    per_update = {name: getattr(trainer_cfg, name) * k for name in ("max_steps", "eval_every", "save_every")
+                  if in_momentum and getattr(trainer_cfg, name) is not None}
+    return dataclasses.replace(trainer_cfg, gradient_accumulation_steps=1 if in_momentum else k,
+                               **per_update, **changes)
 
 
 def build_optimizer_factory(name: str = "adamw", *, accumulation_steps: int = 1, accumulation_mode: str = "exact",

@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -35,6 +33,7 @@ from kexue.train.checkpointing import (atomic_directory, default_save_model, fin
                                       list_checkpoints, load_checkpoint, save_checkpoint, storage_error)
 from kexue.train.config import TrainerConfig
 from kexue.train.hooks import Hook, HookList
+from kexue.train.interrupt import GracefulInterrupt
 from kexue.train.logging import MetricsLog, ProgressBar, read_metrics
 from kexue.train.optimization import default_optimizer, linear_warmup_decay, no_decay_parameter_names, warmup_steps_for
 from kexue.train.plot import plot_metrics
@@ -133,7 +132,7 @@ class Trainer:
         self.output_dir, self.checkpoints_dir = out, out / "checkpoints"
         self.metrics_log = MetricsLog(out / "metrics.jsonl", enabled=D.is_main_process())
         self.run_dir: RunDirectory | None = None
-        self._interrupt_requested = False
+        self._interrupt = GracefulInterrupt(self._log, enabled=self.world_size == 1)
 
     # ---------------------------------------------------------------- API for hooks and callers
     def compute_loss(self, batch: Any) -> dict[str, Tensor]:
@@ -197,9 +196,9 @@ class Trainer:
         cfg = self.config
         self.run_dir = (take_prepared(cfg.output_dir)
                         or prepare_run_dir(cfg, self.run_config, log=self._log, remember=False))
-        previous_handler = self._install_interrupt_handler()
         try:
-            return self._fit()
+            with self._interrupt:
+                return self._fit()
         except StorageError as err:
             latest = find_latest_checkpoint(self.checkpoints_dir)
             if latest:
@@ -207,9 +206,6 @@ class Trainer:
             else:  # --resume would refuse a folder without a checkpoint
                 where = "no complete checkpoint was written (free space, then start again with --overwrite)"
             raise StorageError(f"{err}; {where}") from err
-        finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
 
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
@@ -296,7 +292,7 @@ class Trainer:
                 self._run_evaluation(bar)
             if cfg.save_every is not None and s.global_step % cfg.save_every == 0:
                 self._save_checkpoint()
-            if self._interrupt_requested and s.batches_done < n and s.global_step < self.total_steps:
+            if self._interrupt.requested and s.batches_done < n and s.global_step < self.total_steps:
                 self._check_interrupt()
         if s.batches_done >= n:
             self.hooks.call("on_epoch_end", self, s.epoch)
@@ -407,22 +403,8 @@ class Trainer:
         s.last_eval_step = None  # evaluate at least once more, so best/ exists at the end
 
     # ---------------------------------------------------------------- Ctrl-C
-    def _install_interrupt_handler(self):
-        """Route the first SIGINT to :meth:`_on_interrupt` (single process, main thread only)."""
-        if self.world_size > 1 or threading.current_thread() is not threading.main_thread():
-            return None
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            return None  # someone else (a debugger, a notebook) handles Ctrl-C
-        return signal.signal(signal.SIGINT, self._on_interrupt)
-
-    def _on_interrupt(self, signum: int, frame: Any) -> None:
-        if self._interrupt_requested:
-            raise KeyboardInterrupt
-        self._interrupt_requested = True
-        self._log("interrupt: finishing the current step, then saving a checkpoint (Ctrl-C again to stop at once)")
-
     def _check_interrupt(self) -> None:
-        if not self._interrupt_requested:
+        if not self._interrupt.requested:
             return
         if not any(step == self.state.global_step for step, _ in list_checkpoints(self.checkpoints_dir)):
             self._save_checkpoint()
