@@ -6,9 +6,9 @@ https://kexue.fm/archives/8295, https://kexue.fm/archives/8671) beside ours.
     python bench/prompting.py --model kexue-zh-mini --tasks eprstmt tnews bustm --folds 0 1 2 3 4
 
 Every method of a row uses the same model, the fold's ``train_k`` (labelled), ``dev_k`` (best checkpoint) and
-``test_public``; ``--eval-limit`` evaluates a fixed random sample (seed 0) of dev and test. ``--model random`` (or a
-model that is not there) runs on a randomly initialised character-level BERT with MLM and NSP heads, labelled as
-such: a smoke run of the harness, not a measurement. Sentiment (``--sentiment``): the article's 1% split, patterns
+``test_public``; ``--eval-limit`` evaluates a fixed random sample (seed 0) of dev and test. ``--model random`` runs on a
+randomly initialised character-level BERT with MLM and NSP heads, labelled as such: a smoke run of the harness, not a
+measurement; any other ``--model`` that cannot be found is an error before any work starts. Sentiment (``--sentiment``): the article's 1% split, patterns
 P1-P5 zero-shot (P2-P5 written from the spec's glosses of the article's patterns), P1 few-shot and
 semi-supervised, P-tuning.
 """
@@ -104,39 +104,59 @@ def write_tsv(folder: Path, data: str, fold: str, eval_limit: int | None) -> int
     return len(splits.label_names)
 
 
-def run_method(method: str, data: str, fold: str, model: str, work: Path, args) -> float | None:
-    """Test accuracy of one method on one fold (``None`` where the method does not apply)."""
-    out = work / f"{data.replace('/', '_')}-{fold}-{method}"
+def run_method(method: str, data: str, fold: str, model: str, work: Path, args,
+               lr: float | None = None) -> tuple[float, float] | None:
+    """(dev, test) accuracy of one method on one fold at learning rate ``lr`` (``None``: the method does not apply;
+    zero-shot and NSP-BERT train nothing and ignore ``lr``)."""
+    out = work / (f"{data.replace('/', '_')}-{fold}-{method}" + (f"-{lr:g}" if lr is not None else ""))
     common = dict(model=model, data=data, fold=fold, eval_limit=args.eval_limit, max_length=args.max_length)
     if method == "zero-shot":
         if (data, fold) in ZERO_SHOT:
             return ZERO_SHOT[(data, fold)]
-        return train_pet(PETConfig(mode="zero-shot", **common), trainer(out, args, args.lr), log=lambda _: None
-                         )["zero_shot"]["test"]
+        zero = train_pet(PETConfig(mode="zero-shot", **common), trainer(out, args, args.lr[0]), log=lambda _: None
+                         )["zero_shot"]
+        return zero["dev"], zero["test"]
     if method == "pet":
-        res = train_pet(PETConfig(mode="few-shot", **common), trainer(out, args, args.lr), log=lambda _: None)
-        ZERO_SHOT[(data, fold)] = res["zero_shot"]["test"]        # the same model before training
-        return res["best"]["test"]
+        res = train_pet(PETConfig(mode="few-shot", **common), trainer(out, args, lr), log=lambda _: None)
+        ZERO_SHOT[(data, fold)] = res["zero_shot"]["dev"], res["zero_shot"]["test"]   # the model before training
+        return res["best"]["dev"], res["best"]["test"]
     if method == "ptuning":
-        return train_ptuning(PTuningConfig(mode="few-shot", **common), trainer(out, args, args.ptuning_lr),
-                             log=lambda _: None)["best"]["test"]
+        res = train_ptuning(PTuningConfig(mode="few-shot", **common), trainer(out, args, lr), log=lambda _: None)
+        return res["best"]["dev"], res["best"]["test"]
     if method == "nsp":
         task = data.split("/")[-1]
         if task not in NSP_PRESETS:
             return None
-        return evaluate_nsp_zeroshot(model, data, fold=fold, split="test", eval_limit=args.eval_limit,
-                                     max_length=args.max_length)["accuracy"]
+        scores = [evaluate_nsp_zeroshot(model, data, fold=fold, split=split, eval_limit=args.eval_limit,
+                                        max_length=args.max_length)["accuracy"] for split in ("dev", "test")]
+        return scores[0], scores[1]
     if data.endswith("chid"):
         return None                                              # a classifier head cannot read the candidates
     num = write_tsv(work / f"tsv-{data.replace('/', '_')}-{fold}", data, fold, args.eval_limit)
     cfg = ClassifyConfig(model=model, data=str(work / f"tsv-{data.replace('/', '_')}-{fold}"), num_labels=num,
                          max_length=args.max_length)
-    res = train_classify(cfg, trainer(out, args, args.lr), log=lambda _: None)
-    return res["after"]["test"]["accuracy"]
+    res = train_classify(cfg, trainer(out, args, lr), log=lambda _: None)
+    return res["after"]["dev"]["accuracy"], res["after"]["test"]["accuracy"]
 
 
-def cell(values: list[float | None]) -> str:
-    vals = [v for v in values if v is not None]
+def learning_rates(method: str, args: argparse.Namespace) -> list[float | None]:
+    """The grid a method's learning rate is chosen from on the first fold's dev accuracy ([None]: nothing trained)."""
+    if method in ("zero-shot", "nsp"):
+        return [None]
+    return list(args.ptuning_lr if method == "ptuning" else args.lr)
+
+
+def choose(results: dict[float | None, tuple[float, float] | None]) -> float | None:
+    """The learning rate with the best dev accuracy (ties: the first in grid order); None when nothing ran."""
+    best, best_dev = None, float("-inf")
+    for lr, res in results.items():
+        if res is not None and res[0] > best_dev:
+            best, best_dev = lr, res[0]
+    return best
+
+
+def cell(values: list[tuple[float, float] | None]) -> str:
+    vals = [v[1] for v in values if v is not None]
     if not vals:
         return "—"
     if len(vals) == 1:
@@ -153,8 +173,10 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-5, help="PET and fine-tuning")
-    parser.add_argument("--ptuning-lr", type=float, default=6e-4)
+    parser.add_argument("--lr", type=float, nargs="+", default=[5e-5, 2e-4, 1e-3],
+                        help="PET and fine-tuning: the grid, each method's own value chosen on the first fold's dev")
+    parser.add_argument("--ptuning-lr", type=float, nargs="+", default=[6e-4, 3e-3],
+                        help="P-tuning: the grid, chosen likewise")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--eval-limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=42)
@@ -165,33 +187,46 @@ def main() -> None:
     label = args.model
     from kexue.hub import resolve_model_path
 
-    try:
-        available = args.model != "random" and (resolve_model_path(args.model) / "config.json").is_file()
-    except KexueError:
-        available = False
-    if not available:
-        label = f"random init (requested {args.model!r}; hidden 64, 2 layers, char vocab)"
+    if args.model == "random":
+        label = "random init (hidden 64, 2 layers, char vocab): a smoke run of the harness, not a measurement"
         args.model = str(random_model(work / "random-model", args.seed))
+    else:
+        try:
+            folder = resolve_model_path(args.model)
+        except KexueError as err:
+            parser.error(f"--model {args.model!r}: {err}")
+        if not (folder / "config.json").is_file():
+            parser.error(f"--model {args.model!r}: {folder} has no config.json")
     start = time.perf_counter()
-    rows, errors = {}, []
+    rows, errors, chosen = {}, [], {}
     order = sorted(args.methods, key=lambda m: m != "pet")          # PET first: its run also gives zero-shot
     for task in args.tasks:
         for method in order:
             values = []
-            for fold in args.folds:
-                t0 = time.perf_counter()
-                try:
-                    values.append(run_method(method, f"fewclue/{task}", fold, args.model, work, args))
-                except KexueError as err:
-                    errors.append(f"{task} fold {fold} {method}: {err}")
-                    values.append(None)
-                print(f"{task} fold {fold} {method}: {values[-1]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            for i, fold in enumerate(args.folds):
+                grid = learning_rates(method, args) if i == 0 else [chosen[(task, method)]]
+                tried = {}
+                for lr in grid:
+                    t0 = time.perf_counter()
+                    try:
+                        tried[lr] = run_method(method, f"fewclue/{task}", fold, args.model, work, args, lr)
+                    except KexueError as err:
+                        errors.append(f"{task} fold {fold} {method}: {err}")
+                        tried[lr] = None
+                    print(f"{task} fold {fold} {method} lr {lr}: dev/test {tried[lr]} "
+                          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                if i == 0:
+                    chosen[(task, method)] = choose(tried)
+                values.append(tried.get(chosen[(task, method)]))
             rows[(task, method)] = values
     md = ["## Prompt learning on FewCLUE (bench/prompting.py)", "", provenance(args.seed),
-          f"- model: {label}", f"- budget: {args.max_steps} updates, batch {args.batch_size}, lr {args.lr:g} (PET, "
-          f"fine-tuning) / {args.ptuning_lr:g} (P-tuning), eval every {args.eval_every}, max length "
+          f"- model: {label}", f"- budget: {args.max_steps} updates, batch {args.batch_size}, eval every {args.eval_every}, max length "
           f"{args.max_length}; eval on {'all' if args.eval_limit is None else f'a seed-0 sample of {args.eval_limit}'}"
           f" dev/test examples; folds {', '.join(args.folds)}",
+          f"- learning rates: each trained method's own, chosen per task on fold {args.folds[0]}'s dev accuracy from "
+          f"{', '.join(f'{x:g}' for x in args.lr)} (PET, fine-tuning) and {', '.join(f'{x:g}' for x in args.ptuning_lr)}"
+          " (P-tuning), then used on every fold: " + "; ".join(
+              f"{t} {m} {lr:g}" for (t, m), lr in chosen.items() if lr is not None),
           f"- wall time: {time.perf_counter() - start:.0f} s", "",
           "test_public accuracy, mean ± std over folds (ours) | FewCLUE README (RoBERTa-wwm-ext base; its zero-shot "
           "row is NEZHA-Gen GPT). NSP-BERT: single-text tasks with a label prompt only.", "",
@@ -203,7 +238,7 @@ def main() -> None:
         md += ["", "Errors (a method that could not run on a task, with the reason):", ""]
         md += [f"- {e}" for e in errors]
     if args.sentiment:
-        md += sentiment_table(args, work)
+        md += sentiment_table(args, work, chosen)
     text = "\n".join(md) + "\n"
     print(text)
     if not args.no_write:
@@ -211,10 +246,14 @@ def main() -> None:
     print(json.dumps({f"{t}/{m}": v for (t, m), v in rows.items()}))
 
 
-def sentiment_table(args: argparse.Namespace, work: Path) -> list[str]:
+def sentiment_table(args: argparse.Namespace, work: Path, chosen: dict) -> list[str]:
     """The article's sentiment rows at our model: P1-P5 zero-shot, P1 few-shot / semi-supervised, P-tuning,
-    fine-tuning on the same 1% (valid / test accuracy)."""
+    fine-tuning on the same 1% (valid / test accuracy), each trained method at the learning rate chosen for it on
+    eprstmt (the FewCLUE sentiment task; the first grid value when eprstmt was not run)."""
+    lr = {m: chosen.get(("eprstmt", m)) or learning_rates(m, args)[0] for m in ("pet", "ptuning", "finetune")}
     out = ["", "### sentiment_zh, 1% labelled (168 examples), valid / test accuracy", "",
+           f"Learning rates (eprstmt's choices): PET {lr['pet']:g}, P-tuning {lr['ptuning']:g}, fine-tuning "
+           f"{lr['finetune']:g}.", "",
            "| method | ours | article (RoBERTa-wwm-ext base) |", "|---|---|---|"]
     common = dict(model=args.model, data="sentiment_zh", eval_limit=args.eval_limit, max_length=args.max_length)
     runs = {f"{p} zero-shot": ("pet", dict(mode="zero-shot", pattern=t)) for p, t in SENTIMENT_PATTERNS.items()}
@@ -224,9 +263,9 @@ def sentiment_table(args: argparse.Namespace, work: Path) -> list[str]:
         out_dir = work / f"sentiment-{name.replace(' ', '_')}"
         if kind == "pet":
             v = {**PRESET_WORDS, **extra} if "pattern" in extra else extra
-            res = train_pet(PETConfig(**common, **v), trainer(out_dir, args, args.lr), log=lambda _: None)
+            res = train_pet(PETConfig(**common, **v), trainer(out_dir, args, lr["pet"]), log=lambda _: None)
         else:
-            res = train_ptuning(PTuningConfig(**common), trainer(out_dir, args, args.ptuning_lr), log=lambda _: None)
+            res = train_ptuning(PTuningConfig(**common), trainer(out_dir, args, lr["ptuning"]), log=lambda _: None)
         acc = res["zero_shot"] if extra.get("mode") == "zero-shot" else res["best"]
         out.append(f"| {name} | {acc['dev']:.2f} / {acc['test']:.2f} | {SENTIMENT_ARTICLE[name]} |")
         print(out[-1], flush=True)
@@ -238,7 +277,7 @@ def sentiment_table(args: argparse.Namespace, work: Path) -> list[str]:
                         ("test", eval_subset(splits.test, args.eval_limit))):
         (folder / f"{split}.tsv").write_text("".join(f"{r.text_a}\t{r.label}\n" for r in rows), encoding="utf-8")
     res = train_classify(ClassifyConfig(model=args.model, data=str(folder), num_labels=num, max_length=args.max_length),
-                         trainer(work / "sentiment-ft", args, args.lr), log=lambda _: None)
+                         trainer(work / "sentiment-ft", args, lr["finetune"]), log=lambda _: None)
     out.append(f"| fine-tuning (1%) | {res['after']['dev']['accuracy']:.2f} / {res['after']['test']['accuracy']:.2f} "
                f"| {SENTIMENT_ARTICLE['fine-tuning (1%)']} |")
     return out
