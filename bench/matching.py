@@ -89,7 +89,8 @@ def make_cut(name: str, train_size: int, valid_size: int, out: Path) -> dict[str
 def run_one(method: str, model: str, lr: float, paths: dict[str, Path], out: Path, args: argparse.Namespace,
             seed: int) -> dict:
     """Train ``method`` with encoder ``model`` at ``lr`` on one cut (or reuse its ``bench.json`` with
-    ``--resume``); returns ``{"method", "model", "lr", "seed", "test_accuracy", "seconds", "settings"}``."""
+    ``--resume``); returns ``{"method", "model", "lr", "seed", "test_accuracy", "valid_accuracy", "seconds",
+    "settings"}`` (accuracies x100 at the threshold searched on valid)."""
     settings = {"method": method, "model": model, "lr": lr, "seed": seed,
                 "paths": {k: str(v) for k, v in paths.items()},
                 **{k: getattr(args, k) for k in ("train_size", "valid_size", "test_limit", "epochs", "batch_size",
@@ -97,7 +98,7 @@ def run_one(method: str, model: str, lr: float, paths: dict[str, Path], out: Pat
     record_path = out / "bench.json"
     if args.resume and record_path.is_file():
         record = json.loads(record_path.read_text(encoding="utf-8"))
-        if record.get("settings") == settings:
+        if record.get("settings") == settings and "valid_accuracy" in record:
             return record
     tcfg = TrainerConfig(output_dir=out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=lr,
                          seed=seed, progress_bar=False, overwrite=True, save_every=None, eval_every=None,
@@ -108,24 +109,33 @@ def run_one(method: str, model: str, lr: float, paths: dict[str, Path], out: Pat
                              test=str(paths["test"]), max_length=2 * args.max_length, eval_limit=args.test_limit,
                              class_thresholds=True, scratch=SCRATCH)
         res = train_classify(cfg, tcfg, log=lambda _m: None)
-        acc = res["after"]["test"]["accuracy_p1_threshold"]
+        acc, valid = (res["after"][k]["accuracy_p1_threshold"] for k in ("test", "dev"))
     else:
         cfg = STSConfig(model=model, data=str(paths["train"]), dev=str(paths["valid"]), test=str(paths["test"]),
                         loss="cosent" if method == "cosent" else "softmax", max_length=args.max_length,
                         eval_limit=args.test_limit, eval_before=False, scratch=SCRATCH)
         res = train_sts(cfg, tcfg, log=lambda _m: None)
-        acc = res["after"]["test"]["accuracy"]
+        acc, valid = (res["after"][k]["accuracy"] for k in ("test", "dev"))
     record = {"method": method, "model": model, "lr": lr, "seed": seed, "test_accuracy": float(acc),
+              "valid_accuracy": float(valid),
               "seconds": time.perf_counter() - start, "settings": settings}
     record_path.write_text(json.dumps(record), encoding="utf-8")
     return record
 
 
-def _describe(model: str, lr: float) -> str:
+def choose_lr(records: list[dict]) -> float:
+    """The learning rate of the record with the best valid accuracy (ties: the earliest record)."""
+    if not records:
+        raise ValueError("choose_lr: no runs to choose from")
+    return max(records, key=lambda r: (r["valid_accuracy"], -records.index(r)))["lr"]
+
+
+def _describe(model: str, lr: float | None) -> str:
+    at = f", lr {lr:g}" if lr is not None else ""
     if model == "scratch":
         return (f"`scratch` = a random-initialised char-level encoder (hidden {SCRATCH.hidden_size}, "
-                f"{SCRATCH.num_hidden_layers} layers), lr {lr:g}")
-    return f"`{model}` = that pretrained encoder, all weights fine-tuned by every method, lr {lr:g}"
+                f"{SCRATCH.num_hidden_layers} layers){at}")
+    return f"`{model}` = that pretrained encoder, all weights fine-tuned by every method{at}"
 
 
 def main() -> None:
@@ -140,6 +150,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, nargs="+", default=[5e-4], help="one for all models or one per --model")
+    parser.add_argument("--lr-grid", type=float, nargs="+", default=None,
+                        help="instead of --lr: each (set, model, method) runs every value at the first seed and "
+                             "keeps the one with the best valid accuracy for all seeds")
     parser.add_argument("--max-length", type=int, default=32, help="tokens per sentence (Interact: twice)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--work", type=Path, default=Path("runs/bench-matching"))
@@ -149,24 +162,40 @@ def main() -> None:
     if len(args.lr) not in (1, len(args.model)):
         parser.error(f"--lr: give one value or one per --model ({len(args.model)}), got {len(args.lr)}")
     lrs = dict(zip(args.model, args.lr * len(args.model) if len(args.lr) == 1 else args.lr))
-    rows = []
+    rows, chosen = [], {}
     for name in args.sets:
         paths = make_cut(name, args.train_size, args.valid_size, args.work / "cuts" / name)
         sizes = {s: sum(1 for _ in p.open(encoding="utf-8")) for s, p in paths.items()}
         for model in args.model:
             for method in args.methods:
+                tag = f"{name}-{Path(model).name}-{method}"
+                if args.lr_grid:
+                    trials = [run_one(method, model, lr, paths, args.work / f"{tag}-{args.seeds[0]}-lr{lr:g}", args,
+                                      args.seeds[0]) for lr in args.lr_grid]
+                    chosen[tag] = choose_lr(trials)
+                    print(f"{tag}: valid " + ", ".join(f"lr {r['lr']:g} {r['valid_accuracy']:.2f}" for r in trials)
+                          + f" -> {chosen[tag]:g}", flush=True)
                 for seed in args.seeds:
-                    out = args.work / f"{name}-{Path(model).name}-{method}-{seed}"
-                    row = run_one(method, model, lrs[model], paths, out, args, seed)
+                    lr = chosen.get(tag, lrs[model])
+                    if args.lr_grid and seed == args.seeds[0]:
+                        row = dict(next(r for r in trials if r["lr"] == lr))      # the trial itself, not a rerun
+                    else:
+                        out = args.work / (f"{tag}-{seed}-lr{lr:g}" if args.lr_grid else f"{tag}-{seed}")
+                        row = run_one(method, model, lr, paths, out, args, seed)
                     row.update(set=name, sizes=sizes)
                     rows.append(row)
                     print(json.dumps({k: v for k, v in row.items() if k != "settings"}), flush=True)
     pretrained = [Path(m).name for m in args.model if m != "scratch"]
     title = "## Bi-encoder vs cross-encoder (CoSENT(二), https://kexue.fm/archives/8860)"
+    lr_note = ""
+    if args.lr_grid:
+        lr_note = (f" (lr: each set x method at its own value from {', '.join(f'{x:g}' for x in args.lr_grid)}, "
+                   f"chosen on valid at seed {args.seeds[0]}: " + ", ".join(f"{k} {v:g}" for k, v in chosen.items())
+                   + ")")
     test_cut = f", the first {args.test_limit} valid/test pairs evaluated" if args.test_limit else ""
     lines = [f"{title}: {', '.join(pretrained)}" if pretrained else title, "",
              f"Test accuracy x100 at the threshold searched on valid; ours = mean over seeds {args.seeds}; "
-             + "; ".join(_describe(m, lrs[m]) for m in args.model) + f"; {args.epochs} epoch(s), train "
+             + "; ".join(_describe(m, None if args.lr_grid else lrs[m]) for m in args.model) + lr_note + f"; {args.epochs} epoch(s), train "
              f"{args.train_size} / valid {args.valid_size} pairs cut from each set's dev file (seed-0 shuffle; "
              f"AFQMC: its train, dev halves as valid/test; BQ: test = a further disjoint dev slice), "
              f"max length {args.max_length}{test_cut}. Article: BERT-base, full train sets.", "",
