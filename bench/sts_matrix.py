@@ -13,9 +13,12 @@ Parts (each writes its own section of docs/RESULTS.md):
   first ``--simcse-sentences`` of wiki1m, ``--simcse-steps`` updates, for each ``--seeds``; the trained encoder is
   then evaluated like ``en`` (raw, every pooling): mean ± std over seeds.
 * ``--part zh``: the five Chinese tasks (atec test, bq dev [its test is unlabelled], lcqmc test, pawsx_zh test,
-  stsb_zh test; first ``--zh-limit`` pairs each) with the models kexue has for Chinese: all-MiniLM-L6-v2 (an English
-  model; its vocabulary holds the CJK characters) and a randomly initialised character BERT (no Chinese pretrained
-  model on this machine), whitening fitted on the task (transductive).
+  stsb_zh test; first ``--zh-limit`` pairs each) with ``--zh-models``: all-MiniLM-L6-v2 (an English model; its
+  vocabulary holds the CJK characters), ``kexue-zh-mini`` (kexue's own small Chinese RoFormerV2) and ``scratch`` (a
+  randomly initialised character BERT, the floor); whitening fitted on the task (transductive).
+* ``--part simcse-zh``: per Chinese task, SimCSE from ``--model`` (``kexue-zh-mini``) for one epoch on the first
+  ``--simcse-zh-sentences`` sentences of a split that is not the evaluated one (:data:`ZH_SIMCSE_SPLIT`, minus the
+  evaluated sentences), dropout 0.3 as https://kexue.fm/archives/8348; evaluated like ``zh``.
 * ``--part match``: ``train match`` on afqmc, stsb_zh, simclue_sample: one model with conditional LayerNorm, one
   without, and one model per task; test accuracy / F1 per task and the Sohu 2021 fragments (``eval match``).
 
@@ -37,9 +40,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import provenance, write_section  # noqa: E402
+from _sts_match import part_match  # noqa: E402
+from _sts_published import PUBLISHED_EN, PUBLISHED_ZH  # noqa: E402
 
 from kexue.data.readers.semeval_sts import YEARS, read_semeval_all  # noqa: E402
-from kexue.data.registry import data_root, load_pairs  # noqa: E402
+from kexue.data.registry import load_pairs  # noqa: E402
 from kexue.embeddings import SentenceEncoder  # noqa: E402
 from kexue.embeddings.whitening import fit_whitening  # noqa: E402
 from kexue.errors import ConfigError  # noqa: E402
@@ -50,28 +55,16 @@ from kexue.tasks.common import SCRATCH, ScratchModel, build_backbone  # noqa: E4
 POOLINGS = ("cls", "pooler", "last-avg", "first-last-avg")
 P_ID = {"cls": "P1", "pooler": "P2", "last-avg": "P3", "first-last-avg": "P4"}
 EN_SETS = (*YEARS, "STSB")
-# spec §13: STS12 / 13 / 14 / 15 / 16 / STS-B (SICK-R not here)
-PUBLISHED_EN = {
-    "bert-base-uncased P4 raw (BERT-whitening-pytorch)": (57.85, 61.96, 62.50, 70.96, 69.79, 59.04),
-    "bert-base-uncased P4 whitening-256 (BERT-whitening-pytorch, fit: NLI)": (63.90, 73.75, 69.09, 74.59, 74.42,
-                                                                             71.43),
-    "SBERT-base-NLI whitening-256 (BERT-whitening-pytorch)": (69.12, 79.31, 78.05, 81.65, 79.58, 80.74),
-    "unsup. SimCSE bert-base-uncased P1 (princeton-nlp, Table 5)": (68.40, 82.41, 74.38, 80.91, 78.56, 72.23),
+ZH_SPLITS = ("atec test, bq dev (its test is unlabelled), lcqmc test, pawsx_zh test, stsb_zh test")
+ZH_MODEL_NOTES = {
+    "minilm": "minilm = all-MiniLM-L6-v2 (an English supervised sentence model, 6L-384H; its vocabulary holds the "
+              "CJK characters)",
+    SCRATCH: "random init = a randomly initialised 4L-256H character BERT (torch seed 0; its character vocabulary "
+             "built from the evaluated sentences, no labels), the floor",
+    "kexue-zh-mini": "kexue-zh-mini = kexue's own Chinese RoFormerV2 (4L-256H, 5.2M parameters, MLM + NSP on 7M "
+                     "tokens, 36 min on 2 CPU cores; a weak model, see its model card)",
 }
 ZH_TASKS = (("atec", "test"), ("bq", "dev"), ("lcqmc", "test"), ("pawsx_zh", "test"), ("stsb_zh", "test"))
-# spec §3, raw / whitening / whitening-256 / SimCSE, ATEC BQ LCQMC PAWSX STS-B
-PUBLISHED_ZH = {
-    "BERT-P1": ("16.59/20.61/25.58/33.14", "29.35/25.76/34.66/50.67", "41.71/48.92/49.18/69.99",
-                "15.15/17.03/15.98/12.95", "34.65/61.19/60.07/69.04"),
-    "BERT-P2": ("9.46/22.16/25.13/25.18", "16.97/18.97/33.99/41.19", "28.42/49.61/49.59/56.45",
-                "13.93/16.08/16.19/12.46", "21.66/60.75/60.13/57.63"),
-    "BERT-P3": ("20.79/18.27/28.98/32.89", "33.08/22.58/38.62/49.58", "59.22/60.12/62.00/71.83",
-                "16.68/18.37/17.38/14.47", "57.48/63.97/68.27/70.08"),
-    "BERT-P4": ("24.51/27.00/27.91/31.96", "38.81/32.29/37.67/48.40", "64.75/64.75/65.65/71.49",
-                "15.12/17.80/15.34/16.01", "61.66/69.45/69.37/70.03"),
-    "SimBERT-P1 (supervised)": ("38.50/23.64/30.79/36.98", "48.54/31.78/40.01/51.47", "76.23/75.05/74.50/74.87",
-                                "15.10/18.49/15.64/12.66", "74.14/73.37/75.29/75.12"),
-}
 
 
 class AllPoolings(SentenceEncoder):
@@ -203,42 +196,138 @@ def part_en(args, work: Path) -> str:
     return head + "\n".join(rows + pub) + "\n"
 
 
-def part_simcse(args, work: Path) -> str:
+def simcse_encoder(args, data: str, out: Path, seed: int, **cfg) -> tuple[SentenceEncoder, dict]:
+    """Train unsupervised SimCSE (``kexue.tasks.simcse``: cls pooling, cross-view negatives, scale 20, batch 64)
+    from ``args.model`` on ``data``; returns the encoder of its ``best/`` export and the run's results. ``cfg`` goes
+    to :class:`SimCSEConfig` except ``steps`` / ``lr`` / ``eval_every`` (``steps=None``: one epoch)."""
     from kexue.tasks.simcse import SimCSEConfig, train_simcse
     from kexue.train import TrainerConfig
 
-    sets = {k: v for k, v in en_sets().items() if k in args.simcse_sets}
-    names = tuple(k for k in EN_SETS if k in sets)
-    per_seed, seconds = [], []
-    for seed in args.seeds:
-        cfg = SimCSEConfig(model=args.model, data="wiki1m_en_prefix", eval_data="stsb_en", pooling="cls",
-                           max_length=args.max_length, train_limit=args.simcse_sentences, eval_limit=500,
-                           eval_before=False)
-        tcfg = TrainerConfig(output_dir=work / f"simcse-{seed}", max_steps=args.simcse_steps, batch_size=64,
-                             learning_rate=args.simcse_lr, seed=seed, progress_bar=False, save_every=10 ** 6,
-                             metric_for_best="spearman", eval_every=max(args.simcse_steps // 2, 1))
-        res = train_simcse(cfg, tcfg, log=print)
-        seconds.append(res["train_seconds"])
-        encoder = SentenceEncoder.from_pretrained(res["best_dir"], max_length=args.max_length)
-        per_seed.append(matrix(encoder, sets, [], None))
-        print(f"seed {seed}: STSB cls {per_seed[-1][('cls', 'raw')]['STSB']:.2f}", flush=True)
-    rows = [f"| SimCSE({args.model}) | " + " | ".join(names) + " | avg |", "|---" * (len(names) + 2) + "|"]
-    for mode in modes_of(SentenceEncoder.from_pretrained(args.model)):
-        vals = [[cells[(mode, "raw")][n] for n in names] for cells in per_seed]
+    steps, lr, every = cfg.pop("steps"), cfg.pop("lr"), cfg.pop("eval_every")
+    length = cfg.pop("max_length", args.max_length)
+    scfg = SimCSEConfig(model=args.model, data=data, pooling="cls", max_length=length, eval_before=False, **cfg)
+    tcfg = TrainerConfig(output_dir=out, max_steps=steps, epochs=1, batch_size=64, learning_rate=lr, seed=seed,
+                         progress_bar=False, save_every=10 ** 6, metric_for_best="spearman", eval_every=every)
+    res = train_simcse(scfg, tcfg, log=print)
+    return SentenceEncoder.from_pretrained(res["best_dir"], max_length=args.max_length), res
+
+
+def mean_std_rows(per_seed: list[dict], keys: list[tuple[str, str]], names: tuple[str, ...], label: str,
+                  with_cell: bool) -> list[str]:
+    """Markdown rows ``mean ± std`` over seeds (one number for one seed) of ``per_seed[i][(mode, cell)][name]``,
+    plus the average over ``names``."""
+    extra = " cell |" if with_cell else ""
+    rows = [f"| {label} |{extra} " + " | ".join(names) + " | avg |", "|---" * (len(names) + 2 + with_cell) + "|"]
+    for mode, cell in keys:
+        vals = [[cells[(mode, cell)][n] for n in names] for cells in per_seed]
         cols = [[v[i] for v in vals] for i in range(len(names))] + [[statistics.mean(v) for v in vals]]
-        rows.append(f"| {P_ID[mode]} {mode} | " + " | ".join(
+        rows.append(f"| {P_ID[mode]} {mode} |" + (f" {cell} |" if with_cell else "") + " " + " | ".join(
             f"{statistics.mean(c):.2f} ± {statistics.stdev(c):.2f}" if len(c) > 1 else f"{c[0]:.2f}" for c in cols)
             + " |")
+    return rows
+
+
+def part_simcse(args, work: Path) -> str:
+    sets = {k: v for k, v in en_sets().items() if k in args.simcse_sets}
+    names = tuple(k for k in EN_SETS if k in sets)
+    per_seed, seconds, steps = [], [], []
+    every = max(args.simcse_steps // 2, 1)
+    for seed in args.seeds:
+        encoder, res = simcse_encoder(args, "wiki1m_en_prefix", work / f"simcse-{seed}", seed,
+                                      steps=args.simcse_steps, lr=args.simcse_lr, eval_every=every,
+                                      eval_data="stsb_en", train_limit=args.simcse_sentences, eval_limit=500,
+                                      max_length=args.simcse_max_length or args.max_length)
+        seconds.append(res["train_seconds"])
+        steps.append(res["optimizer_steps"])
+        per_seed.append(matrix(encoder, sets, [], None))
+        print(f"seed {seed}: STSB cls {per_seed[-1][('cls', 'raw')]['STSB']:.2f}", flush=True)
+    modes = modes_of(SentenceEncoder.from_pretrained(args.model))
+    rows = mean_std_rows(per_seed, [(m, "raw") for m in modes], names, f"SimCSE({args.model})", with_cell=False)
+    sentences = min(args.simcse_sentences, res["sentences"])
     head = (f"## Unsupervised SimCSE on {args.model}, English\n\n{provenance(','.join(map(str, args.seeds)))}"
-            f"- budget (reduced; the paper trains 1 epoch of 1M sentences at batch 64): {args.simcse_steps} updates "
-            f"of 64 sentences out of {args.simcse_sentences} distinct wiki1m-prefix sentences (a shuffle by the seed), "
-            f"lr {args.simcse_lr}, cls pooling while training, cross-view negatives, scale 20, the model's dropout "
-            f"(0.1); best of the evaluations every {max(args.simcse_steps // 2, 1)} updates on 500 stsb_en dev pairs; "
-            f"{statistics.mean(seconds):.0f} s training per "
-            f"seed. Every pooling of the trained encoder is evaluated (raw cosines) on {', '.join(names)} (reduced to "
-            "fit the budget); mean ± std over the seeds. The raw rows of the `en` section are the same model before "
-            "SimCSE.\n\n")
+            f"- budget (reduced; the paper trains 1 epoch of 1M sentences at batch 64, 15,625 updates): "
+            f"{args.simcse_steps} updates of 64 sentences ({args.simcse_steps * 64 / sentences:.2f} passes) over "
+            f"{sentences} distinct wiki1m-prefix sentences (the first 11,914 lines of wiki1m are all kexue has; a "
+            f"shuffle by the seed), lr {args.simcse_lr}, max length {args.simcse_max_length or args.max_length} while "
+            f"training (the paper: 32; evaluation: {args.max_length}), cls pooling while training, cross-view "
+            "negatives, scale 20, "
+            f"the model's dropout (0.1); best of the evaluations every {every} updates on 500 stsb_en dev pairs; "
+            f"{statistics.mean(seconds):.0f} s training per seed (one CPU thread). Every pooling of the trained "
+            f"encoder is evaluated (raw cosines) on {', '.join(names)}; mean ± std over the seeds. The raw rows of "
+            "the `en` section are the same model before SimCSE.\n\n")
     return head + "\n".join(rows) + "\n"
+
+
+# spec §3 / https://kexue.fm/archives/8348 trains on 10k sentences pooled from all of a task's splits (transductive);
+# here each task trains on one split that is not the evaluated one (labels unread), minus the evaluated sentences.
+ZH_SIMCSE_SPLIT = {"atec": "dev", "bq": "test", "lcqmc": "dev", "pawsx_zh": "dev", "stsb_zh": "train"}
+
+
+def simcse_zh_sentences(train_texts: list[str], evaluated_pairs) -> tuple[list[str], int]:
+    """The SimCSE training sentences of a Chinese task: ``train_texts`` (both sides of a split other than the
+    evaluated one) stripped, deduplicated in order, without any sentence of ``evaluated_pairs`` (either side);
+    returns ``(sentences, how many distinct sentences were removed as evaluated)``."""
+    held_out = {t.strip() for p in evaluated_pairs for t in (p.text_a, p.text_b)}
+    distinct = [t for t in dict.fromkeys(t.strip() for t in train_texts) if t and "\n" not in t]
+    kept = [t for t in distinct if t not in held_out]
+    return kept, len(distinct) - len(kept)
+
+
+def part_simcse_zh(args, work: Path) -> str:
+    from kexue.tasks.whitening import load_sentences
+
+    split_of = dict(ZH_TASKS)
+    unknown = sorted(set(args.simcse_zh_tasks) - set(split_of))
+    if unknown:
+        raise ConfigError(f"--simcse-zh-tasks: unknown {', '.join(unknown)}; expected some of {', '.join(split_of)}")
+    tasks = tuple(t for t, _ in ZH_TASKS if t in args.simcse_zh_tasks)
+    per_seed: list[dict] = [{} for _ in args.seeds]
+    notes, seconds = [], []
+    for task in tasks:
+        if ZH_SIMCSE_SPLIT[task] == split_of[task]:
+            raise ConfigError(f"--simcse-zh-tasks {task}: would train on its evaluated split")
+        kept, removed = simcse_zh_sentences(load_sentences(task, ZH_SIMCSE_SPLIT[task]),
+                                            load_pairs(task, split_of[task]))
+        path = work / f"{task}-{ZH_SIMCSE_SPLIT[task]}.txt"
+        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        evaluated = {task: load_pairs(task, split_of[task])[:args.zh_limit]}
+        for i, seed in enumerate(args.seeds):
+            t0 = time.time()
+            encoder, res = simcse_encoder(args, str(path), work / f"{task}-{seed}", seed, steps=None,
+                                          lr=args.simcse_zh_lr, eval_every=None, eval_data="stsb_zh",
+                                          eval_limit=200, dropout=args.simcse_zh_dropout,
+                                          train_limit=args.simcse_zh_sentences)
+            for key, vals in matrix(encoder, evaluated, args.zh_ks, None).items():
+                per_seed[i].setdefault(key, {}).update(vals)
+            seconds.append(time.time() - t0)
+            print(f"{task} seed {seed}: {res['sentences']} sentences, {res['optimizer_steps']} updates, "
+                  f"{res['train_seconds']:.0f} s training, {seconds[-1]:.0f} s in all; P1 raw "
+                  f"{per_seed[i][('cls', 'raw')][task]:.2f}", flush=True)
+        notes.append(f"{task}: {ZH_SIMCSE_SPLIT[task]} split, {res['sentences']} sentences "
+                     f"({len(kept)} distinct after removing {removed} that occur in the evaluated {split_of[task]} "
+                     f"split), {res['optimizer_steps']} updates")
+    keys = list(per_seed[0])
+    rows = mean_std_rows(per_seed, keys, tasks, f"SimCSE({args.model})", with_cell=True)
+    head = (f"## Unsupervised SimCSE on {args.model}, Chinese five tasks\n\n"
+            f"{provenance(','.join(map(str, args.seeds)))}"
+            f"- one SimCSE model per task (each column is a different model), trained from {args.model} for one "
+            f"epoch at batch 64 on the first {args.simcse_zh_sentences} distinct sentences (a shuffle by the seed) of "
+            "a split that is **not** the evaluated one, labels unread, with every sentence of the evaluated split "
+            "removed (inductive): " + "; ".join(notes) + ". atec, lcqmc and pawsx_zh have no training split here, "
+            "so their dev sentences are used; bq's evaluated split is dev, so its unlabelled test sentences are. "
+            f"lr {args.simcse_zh_lr}, dropout {args.simcse_zh_dropout}, cls pooling while training, cross-view "
+            f"negatives, scale 20, max length {args.max_length}; the model after the epoch (no checkpoint "
+            f"selection; one end-of-training log on 200 stsb_zh dev pairs). {statistics.mean(seconds):.0f} s per "
+            "task and seed (training + evaluation, one CPU thread).\n"
+            "- the article (https://kexue.fm/archives/8348, spec §3): bert-base-chinese etc., 10,000 sentences pooled "
+            "from all of the task's splits including the evaluated one (transductive), 1 epoch, batch 64, lr 1e-5, "
+            "dropout 0.3 — the same number of updates (~157; pawsx_zh fewer here: its dev split is small), a far "
+            "larger model.\n"
+            f"- evaluated like section `sts-matrix-zh` (same pairs: {ZH_SPLITS}, first {args.zh_limit} each): every "
+            "pooling of the trained encoder, raw cosines and whitening fitted on the evaluated set's own sentences "
+            "(transductive); mean ± std over the seeds. The `kexue-zh-mini` rows of `sts-matrix-zh` are the same "
+            "model before SimCSE; the published SimCSE numbers are the fourth value of each cell there.\n\n")
+    return head + "\n".join(rows) + "\n" + capped_note()
 
 
 def part_zh(args, work: Path) -> str:
@@ -260,68 +349,17 @@ def part_zh(args, work: Path) -> str:
     pub += [f"| {k} | " + " | ".join(v) + " |" for k, v in PUBLISHED_ZH.items()]
     pub += ["", capped_note()]
     head = (f"## Unsupervised sentence vectors, Chinese five tasks\n\n{provenance(0)}"
-            f"- splits: atec test, bq dev (its test is unlabelled), lcqmc test, pawsx_zh test, stsb_zh test; the first "
-            f"{args.zh_limit} pairs of each (reduced). Encode-only, max length {args.max_length}; whitening fitted on "
-            "the evaluated set's own sentences (transductive, the articles' protocol). No Chinese pretrained model "
-            "exists here yet: all-MiniLM-L6-v2 is an English model whose vocabulary holds the CJK characters, and "
-            "the random-init row (torch seed 0; its character vocabulary built from the evaluated sentences, no labels) "
-            "is the floor. SimCSE for Chinese is not run (budget).\n")
+            f"- splits: {ZH_SPLITS}; the first {args.zh_limit} pairs of each (reduced). Encode-only, max length "
+            f"{args.max_length}; whitening fitted on the evaluated set's own sentences (transductive, the articles' "
+            "protocol).\n- models in the rows: " + "; ".join(ZH_MODEL_NOTES.get(m, m) for m in args.zh_models)
+            + ". The published rows are bert-base-chinese and SimBERT-base, far larger models. Chinese SimCSE: "
+            "section `sts-matrix-simcse-zh`.\n")
     return head + "\n".join(rows + pub) + "\n"
-
-
-def part_match(args, work: Path) -> str:
-    from kexue.tasks.match import MatchConfig, train_match
-    from kexue.tasks.match_eval import evaluate_match_file
-    from kexue.train import TrainerConfig
-
-    tasks = ("afqmc", "stsb_zh", "simclue_sample")
-    sohu = data_root() / "sohu2021_subset" / "text2vec"
-    plan = [("conditional LN", tasks, True), ("plain (no condition)", tasks, False)] + \
-        [(f"separate: {t}", (t,), False) for t in tasks]
-    rows = ["| model | " + " | ".join(f"{t} acc / F1" for t in tasks) + " | mean F1 | sohu dd A/B F1 | "
-            "sohu dc A/B F1 | wall s (train + evals) |", "|---" * (len(tasks) + 5) + "|"]
-    separate: dict[str, dict] = {}
-    for name, run_tasks, cond in plan:
-        cfg = MatchConfig(model=args.match_model, tasks=run_tasks, conditional_ln=cond, max_length=args.max_length,
-                          valid_size=args.match_valid, train_limit=args.match_train, eval_limit=args.match_eval)
-        tcfg = TrainerConfig(output_dir=work / name.replace(" ", "_").replace(":", ""), epochs=args.match_epochs,
-                             batch_size=16, learning_rate=args.match_lr, seed=args.seeds[0], progress_bar=False,
-                             save_every=10 ** 6, warmup_ratio=0.1)
-        t0 = time.time()
-        res = train_match(cfg, tcfg, log=print)
-        wall = time.time() - t0
-        test = res["after"]["test"]
-        task = "simclue_sample" if "simclue_sample" in run_tasks else run_tasks[0]
-        sohu_cells = []
-        for f in ("dd-test.jsonl", "dc-test.jsonl"):
-            rep = evaluate_match_file(res["best_dir"], sohu / f, task)["criteria"]
-            sohu_cells.append(f"{rep['A']['f1']:.1f} / {rep['B']['f1']:.1f}")
-        cells = {t: f"{test[f'{t}_accuracy']:.2f} / {test[f'{t}_f1']:.2f}" for t in run_tasks}
-        if len(run_tasks) == 1:
-            separate[run_tasks[0]] = {"cell": cells[run_tasks[0]], "f1": test["f1"]}
-        rows.append(f"| {name} | " + " | ".join(cells.get(t, "–") for t in tasks) + f" | {test['f1']:.2f} | "
-                    + " | ".join(sohu_cells) + f" | {wall:.0f} |")
-        print(rows[-1], flush=True)
-    if len(separate) == len(tasks):
-        rows.append("| separate models (together) | " + " | ".join(separate[t]["cell"] for t in tasks)
-                    + f" | {statistics.mean(separate[t]['f1'] for t in tasks):.2f} | see rows | see rows | – |")
-    head = (f"## Multi-task matching with conditional LayerNorm (Sohu 2021 baseline recipe)\n\n"
-            f"{provenance(args.seeds[0])}- `kexue train match` with --model {args.match_model}, the first "
-            f"{args.match_train} training pairs of each task (after the overlap guard), {args.match_epochs} epoch(s), "
-            f"batch 16, lr {args.match_lr}, warm-up 10 %, max length {args.max_length}; valid = {args.match_valid} "
-            f"pairs cut from train (afqmc, simclue) or the first {args.match_eval} of STS-B valid; test = the first "
-            f"{args.match_eval} pairs of afqmc dev.txt, "
-            "STS-B test (score >= 3 is a match), SimCLUE test_public; accuracy / positive-class F1 x100 of the "
-            "best-valid-F1 checkpoint. Sohu: the text2vec dd/dc test fragments (500 pairs each, A = grade >= 3, B = "
-            "grade 5), scored with the simclue_sample task id (the broadest task) where the model has it; the "
-            "model never saw Sohu data, so these are transfer numbers. The article's setting (RoFormer-base, 6 Sohu "
-            "sub-tasks, EMA, 5 epochs) is not reproduced: its training files are not public.\n\n")
-    return head + "\n".join(rows) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=("en", "simcse", "zh", "match"), required=True)
+    p.add_argument("--part", choices=("en", "simcse", "zh", "simcse-zh", "match"), required=True)
     p.add_argument("--model", default="minilm")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--ks", type=lambda s: [int(x) for x in s.split(",")], default=[128, 256])
@@ -329,11 +367,18 @@ def main() -> None:
     p.add_argument("--simcse-steps", type=int, default=60)
     p.add_argument("--simcse-sentences", type=int, default=10000)
     p.add_argument("--simcse-lr", type=float, default=3e-5)
+    p.add_argument("--simcse-max-length", type=int, default=None,
+                   help="Max tokens per sentence while training --part simcse (default --max-length; the paper: 32).")
     p.add_argument("--simcse-sets", type=lambda s: s.split(","), default=list(EN_SETS),
                    help="Comma-separated sets the SimCSE models are evaluated on (STS12..STS16, STSB).")
     p.add_argument("--zh-limit", type=int, default=2000)
     p.add_argument("--zh-ks", type=lambda s: [int(x) for x in s.split(",")], default=[128])
-    p.add_argument("--zh-models", nargs="+", default=["minilm", SCRATCH])
+    p.add_argument("--zh-models", nargs="+", default=["minilm", SCRATCH, "kexue-zh-mini"])
+    p.add_argument("--simcse-zh-tasks", type=lambda s: s.split(","), default=[t for t, _ in ZH_TASKS],
+                   help="Comma-separated Chinese tasks of --part simcse-zh (default: all five).")
+    p.add_argument("--simcse-zh-sentences", type=int, default=10000)
+    p.add_argument("--simcse-zh-lr", type=float, default=1e-5)
+    p.add_argument("--simcse-zh-dropout", type=float, default=0.3)
     p.add_argument("--match-model", default="minilm")
     p.add_argument("--match-train", type=int, default=2000)
     p.add_argument("--match-valid", type=int, default=500)
@@ -344,7 +389,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="kexue-bench-matrix-") as tmp:
-        text = {"en": part_en, "simcse": part_simcse, "zh": part_zh, "match": part_match}[args.part](args, Path(tmp))
+        text = {"en": part_en, "simcse": part_simcse, "zh": part_zh, "simcse-zh": part_simcse_zh,
+                "match": part_match}[args.part](args, Path(tmp))
     print(text)
     print("wrote", write_section(f"sts-matrix-{args.part}", text))
 
