@@ -56,3 +56,15 @@ def write_section(name: str, markdown: str) -> Path:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text, encoding="utf-8")
     return RESULTS
+
+
+def run_main(main) -> None:
+    """Run a bench script's ``main()``: a kexue error (bad flag value, missing data or model) becomes one line on
+    stderr and exit status 2, not a traceback."""
+    from kexue.errors import KexueError
+
+    try:
+        main()
+    except KexueError as err:
+        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _results import provenance, write_section  # noqa: E402
+from _results import provenance, run_main, write_section  # noqa: E402
 
 from kexue.data.registry import data_root  # noqa: E402
 from kexue.tasks.classification import ClassifyConfig, train_classify  # noqa: E402
@@ -161,6 +161,9 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.lr) not in (1, len(args.model)):
         parser.error(f"--lr: give one value or one per --model ({len(args.model)}), got {len(args.lr)}")
+    for flag, values in (("--lr", args.lr), ("--lr-grid", args.lr_grid or [])):
+        if any(not v > 0 for v in values):
+            parser.error(f"{flag}: every value must be > 0, got {values}")
     lrs = dict(zip(args.model, args.lr * len(args.model) if len(args.lr) == 1 else args.lr))
     rows, chosen = [], {}
     for name in args.sets:
@@ -222,4 +225,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _results import provenance, write_section  # noqa: E402
+from _results import provenance, run_main, write_section  # noqa: E402
 
 from kexue.errors import KexueError  # noqa: E402
 from kexue.tasks.classification import ClassifyConfig, train_classify  # noqa: E402
@@ -183,6 +183,12 @@ def main() -> None:
     parser.add_argument("--sentiment", action="store_true", help="also the sentiment_zh table")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    for flag, values in (("--lr", args.lr), ("--ptuning-lr", args.ptuning_lr)):
+        if any(not v > 0 for v in values):
+            parser.error(f"{flag}: every value must be > 0, got {values}")
+    unknown = [t for t in args.tasks if t not in TASKS]
+    if unknown:
+        parser.error(f"--tasks: unknown FewCLUE task(s) {unknown}; choose from {', '.join(TASKS)}")
     work = Path(tempfile.mkdtemp(prefix="kexue-bench-prompting-"))
     label = args.model
     from kexue.hub import resolve_model_path
@@ -287,4 +293,4 @@ PRESET_WORDS = {"verbalizer": {"0": ["不"], "1": ["很"]}}
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

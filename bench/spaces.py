@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import provenance, write_section  # noqa: E402
+from _results import provenance, run_main, write_section  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -159,8 +159,10 @@ def markdown(args, scores, info, lead, lead_len, cail) -> str:
                f"{args.lr_check_steps} steps): " + ", ".join(f"lr {k:g}: {100 * v:.2f}" for k, v in
                                                          args.lr_checked.items()) + ".", ""]
     if first:
-        md += [f"Model `{args.model}` (kexue's own pretrained Chinese RoFormerV2 4×256, MLM+NSP on 7M tokens) in every "
-               f"row; generator trained on the first {first['train']} lcsts_clge train pairs, {first['steps']} steps "
+        about = (" (kexue's own pretrained Chinese RoFormerV2 4×256, MLM+NSP on 7M tokens)"
+                 if args.model == "kexue-zh-mini" else "")
+        md += [f"Model `{args.model}`{about} in every row; generator trained on the first {first['train']} "
+               f"lcsts_clge train pairs, {first['steps']} steps "
                f"of batch {args.batch_size}, lr {args.lr:g} (warm-up 5 %), input noise {args.noise}, source ≤ "
                f"{args.max_source_length} / summary ≤ {args.max_target_length} tokens; best/ by dev token accuracy "
                f"(first {args.eval_limit} dev pairs); greedy decoding of the first {first['test']} test texts. "
@@ -233,4 +235,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
